@@ -1,0 +1,22 @@
+//! The gRPC contract between the stampede master and its workers.
+//!
+//! One bidirectional stream per worker (`Coordinator/Session`) carries hello, heartbeats,
+//! interval reports and goodbyes upstream, and run configuration, load targets, stop, quit and
+//! acknowledgements downstream.
+#![forbid(unsafe_code)]
+
+/// Bumped on any change a peer of the previous version would misread.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Metadata key carrying the shared token on the `Session` call.
+pub const TOKEN_METADATA_KEY: &str = "authorization";
+
+/// The default gRPC port (Locust's).
+pub const DEFAULT_PORT: u16 = 5557;
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("stampede.v1");
+}
+
+pub use v1::*;
