@@ -20,3 +20,14 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// Latency histograms: microseconds from 1 µs to one hour at 3 significant figures. Every
+/// histogram on both sides uses these bounds, so merging serialized intervals is exact.
+pub mod hdr {
+    /// Lowest discernible value, µs.
+    pub const LOWEST_US: u64 = 1;
+    /// Highest trackable value, µs (one hour); larger values are clamped to it.
+    pub const HIGHEST_US: u64 = 3_600_000_000;
+    /// Significant figures kept.
+    pub const SIGFIG: u8 = 3;
+}
