@@ -1,0 +1,318 @@
+//! The command line (`run`, `check`) and the exit codes of SPEC.md: 0 passed, 1 a threshold
+//! failed, 2 bad scenario, flags or input, 3 the run could not be carried out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::{Controller, RunSettings, Verdict};
+use crate::headless::Headless;
+use crate::scenario::{self, Scenario};
+use crate::server::{self, Service, ServiceConfig};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_THRESHOLDS: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_NOT_CARRIED_OUT: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(name = "stampede-master", version, about = "Distributed HTTP load generator: the master")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: with in-process workers, or remote ones (--expect-workers).
+    Run(RunArgs),
+    /// Validate a scenario and print the resolved plan; sends no request.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Plain status lines instead of the terminal UI.
+    #[arg(long, env = "STAMPEDE_HEADLESS")]
+    pub headless: bool,
+    /// Where to write the JSON summary (default: the scenario's output.summary, else summary.json).
+    #[arg(long, env = "STAMPEDE_SUMMARY", value_name = "PATH")]
+    pub summary: Option<PathBuf>,
+    /// Remote workers to wait for before starting (0: run local workers only).
+    #[arg(long, env = "STAMPEDE_EXPECT_WORKERS", default_value_t = 0, value_name = "N")]
+    pub expect_workers: usize,
+    /// In-process workers (default 1 when no remote workers are expected, else 0).
+    #[arg(long, env = "STAMPEDE_LOCAL_WORKERS", value_name = "N")]
+    pub local_workers: Option<usize>,
+    /// gRPC listen address (default 0.0.0.0:5557; 127.0.0.1 on a free port when only local
+    /// workers run).
+    #[arg(long, env = "STAMPEDE_BIND", value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Override any scenario key by its dotted path, e.g. --set load.users=200.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Shortcut for --set load.users=N.
+    #[arg(long, env = "STAMPEDE_USERS", value_name = "N")]
+    pub users: Option<u32>,
+    /// Shortcut for --set load.spawn_rate=R.
+    #[arg(long, env = "STAMPEDE_SPAWN_RATE", value_name = "R")]
+    pub spawn_rate: Option<f64>,
+    /// Shortcut for --set run_time=DUR (e.g. 90s, 10m).
+    #[arg(long, env = "STAMPEDE_RUN_TIME", value_name = "DUR")]
+    pub run_time: Option<String>,
+    /// Shared token workers must present.
+    #[arg(long, env = "STAMPEDE_TOKEN", hide_env_values = true, value_name = "T")]
+    pub token: Option<String>,
+    /// How long to wait for the expected workers.
+    #[arg(long, env = "STAMPEDE_WAIT_WORKERS", default_value = "2m", value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub wait_workers: Duration,
+    /// How often workers send heartbeats.
+    #[arg(long, env = "STAMPEDE_HEARTBEAT", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub heartbeat_interval: Duration,
+    /// A worker silent for longer is declared missing and its users go to the others.
+    #[arg(long, env = "STAMPEDE_LIVENESS_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub liveness_timeout: Duration,
+    /// How often the headless view prints a status block.
+    #[arg(long, env = "STAMPEDE_STATUS_EVERY", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub status_every: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Override any scenario key by its dotted path.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl RunArgs {
+    /// `--set` values, then the shortcut flags, in the order they apply.
+    fn overrides(&self) -> Vec<String> {
+        let mut out = self.set.clone();
+        if let Some(u) = self.users {
+            out.push(format!("load.users={u}"));
+        }
+        if let Some(r) = self.spawn_rate {
+            out.push(format!("load.spawn_rate={r}"));
+        }
+        if let Some(t) = &self.run_time {
+            out.push(format!("run_time={t}"));
+        }
+        out
+    }
+
+    fn local_workers(&self) -> usize {
+        self.local_workers
+            .unwrap_or(if self.expect_workers == 0 { 1 } else { 0 })
+    }
+
+    fn bind_addr(&self) -> SocketAddr {
+        self.bind.unwrap_or_else(|| {
+            if self.expect_workers == 0 {
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            } else {
+                SocketAddr::from(([0, 0, 0, 0], stampede_proto::DEFAULT_PORT))
+            }
+        })
+    }
+}
+
+/// Parses the command line, runs the command, maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_NOT_CARRIED_OUT);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli.command));
+    // Worker threads and lingering connections must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    ExitCode::from(code)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn dispatch(command: Command) -> u8 {
+    match command {
+        Command::Check(args) => check(&args),
+        Command::Run(args) => match run(args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                EXIT_NOT_CARRIED_OUT
+            }
+        },
+    }
+}
+
+fn load_or_report(path: &std::path::Path, overrides: &[String]) -> Result<Scenario, u8> {
+    scenario::load(path, overrides).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_BAD_INPUT
+    })
+}
+
+fn check(args: &CheckArgs) -> u8 {
+    match load_or_report(&args.scenario, &args.set) {
+        Ok(s) => {
+            println!("{}: ok", args.scenario.display());
+            println!("{}", describe(&s));
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+/// The resolved plan in a few lines.
+pub fn describe(s: &Scenario) -> String {
+    let plan = crate::plan::Plan::from_scenario(s);
+    let mut lines = vec![format!(
+        "run `{}`: {} ({} model), report every {}",
+        s.name,
+        humantime::format_duration(plan.duration()),
+        match s.load.model {
+            scenario::Model::Closed => "closed",
+            scenario::Model::Open => "open",
+        },
+        humantime::format_duration(s.report_interval)
+    )];
+    for t in &s.targets {
+        lines.push(format!(
+            "  target {} -> {} (arch {}, weight {})",
+            t.name, t.url, t.arch, t.weight
+        ));
+    }
+    for r in &s.requests {
+        lines.push(format!(
+            "  request {}: {} {} (weight {}, timeout {})",
+            r.name,
+            r.method,
+            r.path,
+            r.weight,
+            humantime::format_duration(r.timeout)
+        ));
+    }
+    let mut at = Duration::ZERO;
+    if s.stages.is_empty() {
+        lines.push(format!(
+            "  load: {} users, spawn rate {}",
+            s.load.users.unwrap_or(0),
+            s.load
+                .spawn_rate
+                .map_or("all at once".to_owned(), |r| format!("{r}/s"))
+        ));
+    }
+    for (i, st) in s.stages.iter().enumerate() {
+        let end = at + st.duration;
+        lines.push(format!(
+            "  stage {}: {} .. {} -> {} users",
+            i + 1,
+            humantime::format_duration(at),
+            humantime::format_duration(end),
+            st.users.unwrap_or(0)
+        ));
+        at = end;
+    }
+    for (k, v) in &s.thresholds {
+        lines.push(format!("  threshold {k} {v}"));
+    }
+    lines.join("\n")
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let scenario = match load_or_report(&args.scenario, &args.overrides()) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let summary_path = args
+        .summary
+        .clone()
+        .or_else(|| scenario.output.summary.clone())
+        .unwrap_or_else(|| PathBuf::from("summary.json"));
+    let local = args.local_workers();
+    let expect = args.expect_workers + local;
+    if expect == 0 {
+        eprintln!("error: no workers: give --local-workers N or --expect-workers N");
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let listener = server::bind(args.bind_addr())
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind_addr()))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("master listening on {addr}");
+
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let service = Service::new(
+        ServiceConfig {
+            token: args.token.clone(),
+            heartbeat_interval: args.heartbeat_interval,
+        },
+        events_tx,
+    );
+    let server_stop = CancellationToken::new();
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        service,
+        server_stop.clone().cancelled_owned(),
+    ));
+    let workers = crate::local::spawn(local, addr, args.token.clone());
+
+    let stop = CancellationToken::new();
+    crate::shutdown::install(stop.clone());
+    let view = Box::new(Headless::new(std::io::stdout(), args.status_every));
+    let settings = RunSettings {
+        expect_workers: expect,
+        wait_workers: args.wait_workers,
+        summary_path: summary_path.clone(),
+        heartbeat_interval: args.heartbeat_interval,
+        liveness_timeout: args.liveness_timeout,
+    };
+    let controller = Controller::new(scenario, settings, events_rx, view, stop);
+    let finished = controller.run().await;
+
+    // Let local workers see their Quit and close their streams before the server goes.
+    for w in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+    }
+    server_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
+
+    Ok(match finished.verdict {
+        Verdict::Passed => {
+            eprintln!("summary written to {}", summary_path.display());
+            EXIT_OK
+        }
+        Verdict::ThresholdsFailed(failed) => {
+            eprintln!(
+                "summary written to {}; thresholds failed: {}",
+                summary_path.display(),
+                failed.join("; ")
+            );
+            EXIT_THRESHOLDS
+        }
+        Verdict::NotCarriedOut(why) => {
+            eprintln!("error: {why}");
+            EXIT_NOT_CARRIED_OUT
+        }
+    })
+}

@@ -1,0 +1,528 @@
+//! The run, from waiting for workers to the summary: one task that owns the registry, the
+//! aggregator and the plan, and reacts to worker events and the clock.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use stampede_proto::{self as pb, master_message::Kind as Msg};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::{Aggregator, TargetInfo};
+use crate::dispatch::{Ramp, assign};
+use crate::plan::Plan;
+use crate::registry::{JoinError, Registry, State};
+use crate::scenario::{self, Scenario};
+use crate::server::Event;
+use crate::snapshot::{Progress, Snapshot};
+use crate::summary::{RunFacts, Summary};
+use crate::thresholds::Threshold;
+use crate::view::View;
+
+/// How often the controller re-plans the load (the spawn-rate granularity).
+const TICK: Duration = Duration::from_millis(100);
+/// Extra time, beyond the stop timeout, that workers get to send their final reports.
+const FINAL_REPORT_GRACE: Duration = Duration::from_secs(5);
+/// Reports a worker may get rejected before it is disconnected.
+const MAX_REJECTED_REPORTS: u32 = 10;
+
+/// Everything about a run that is not in the scenario.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Workers to wait for before starting.
+    pub expect_workers: usize,
+    /// How long to wait for them.
+    pub wait_workers: Duration,
+    pub summary_path: PathBuf,
+    pub heartbeat_interval: Duration,
+    /// A worker silent for longer is declared missing.
+    pub liveness_timeout: Duration,
+}
+
+/// How a run ended, for the exit code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Completed and every threshold passed.
+    Passed,
+    /// Completed, and these thresholds failed.
+    ThresholdsFailed(Vec<String>),
+    /// The run could not be carried out.
+    NotCarriedOut(String),
+}
+
+/// What a finished run left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub verdict: Verdict,
+    pub summary: Option<Summary>,
+}
+
+pub struct Controller {
+    scenario: Scenario,
+    settings: RunSettings,
+    plan: Plan,
+    ramp: Ramp,
+    agg: Aggregator,
+    registry: Registry,
+    config: pb::RunConfig,
+    events: mpsc::Receiver<Event>,
+    view: Box<dyn View>,
+    stop: CancellationToken,
+    master_start: Instant,
+    run_start: Option<Instant>,
+    last_tick: Instant,
+    epoch: u64,
+    users_due: u32,
+    rejected: std::collections::HashMap<String, u32>,
+    notices: Vec<String>,
+}
+
+impl Controller {
+    pub fn new(
+        scenario: Scenario,
+        settings: RunSettings,
+        events: mpsc::Receiver<Event>,
+        view: Box<dyn View>,
+        stop: CancellationToken,
+    ) -> Controller {
+        let run_id = new_run_id();
+        let config = scenario::compile(&scenario, &run_id);
+        let targets = scenario
+            .targets
+            .iter()
+            .map(|t| TargetInfo {
+                name: t.name.clone(),
+                arch: t.arch.clone(),
+            })
+            .collect();
+        let requests = scenario.requests.iter().map(|r| r.name.clone()).collect();
+        let interval_ms = config.report_interval_ms;
+        Controller {
+            plan: Plan::from_scenario(&scenario),
+            ramp: Ramp::new(scenario.load.spawn_rate),
+            agg: Aggregator::new(run_id, interval_ms, targets, requests),
+            registry: Registry::default(),
+            config,
+            scenario,
+            settings,
+            events,
+            view,
+            stop,
+            master_start: Instant::now(),
+            run_start: None,
+            last_tick: Instant::now(),
+            epoch: 0,
+            users_due: 0,
+            rejected: Default::default(),
+            notices: Vec::new(),
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        self.agg.run_id()
+    }
+
+    /// Runs to the end and writes the summary.
+    pub async fn run(mut self) -> Finished {
+        if let Err(why) = self.wait_for_workers().await {
+            tracing::error!("{why}");
+            self.quit_all("run not carried out");
+            return Finished {
+                verdict: Verdict::NotCarriedOut(why),
+                summary: None,
+            };
+        }
+        let started_at = SystemTime::now();
+        self.start();
+        self.drive().await;
+        let load_time = self.run_elapsed();
+        self.stop_workers().await;
+        self.quit_all("run complete");
+        self.agg.close_all();
+        let mut summary = Summary::build(
+            &self.agg,
+            RunFacts {
+                name: self.scenario.name.clone(),
+                scenario: scenario::redacted(&self.scenario),
+                started_at,
+                ended_at: SystemTime::now(),
+                duration_s: load_time.as_secs_f64(),
+                workers: self.registry.history().to_vec(),
+            },
+        );
+        let failed = self.evaluate_thresholds(&mut summary);
+        self.view.finish(&summary);
+        let verdict = match summary.write(&self.settings.summary_path) {
+            Err(e) => Verdict::NotCarriedOut(format!(
+                "cannot write the summary to {}: {e}",
+                self.settings.summary_path.display()
+            )),
+            Ok(()) if failed.is_empty() => Verdict::Passed,
+            Ok(()) => Verdict::ThresholdsFailed(failed),
+        };
+        Finished {
+            verdict,
+            summary: Some(summary),
+        }
+    }
+
+    fn evaluate_thresholds(&self, summary: &mut Summary) -> Vec<String> {
+        summary.thresholds = self
+            .scenario
+            .thresholds
+            .iter()
+            .filter_map(|(key, expr)| Threshold::parse(key, expr).ok())
+            .map(|t| t.evaluate(summary))
+            .collect();
+        summary
+            .thresholds
+            .iter()
+            .filter(|t| !t.pass)
+            .map(|t| t.expr.clone())
+            .collect()
+    }
+
+    fn since_master_start(&self) -> Duration {
+        self.master_start.elapsed()
+    }
+
+    fn run_elapsed(&self) -> Duration {
+        self.run_start.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    async fn wait_for_workers(&mut self) -> Result<(), String> {
+        let want = self.settings.expect_workers.max(1);
+        let deadline = tokio::time::sleep(self.settings.wait_workers);
+        tokio::pin!(deadline);
+        tracing::info!("waiting for {want} worker(s)");
+        while self.registry.len() < want {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => return Err("the gRPC server stopped".into()),
+                },
+                () = &mut deadline => {
+                    return Err(format!(
+                        "only {} of {want} worker(s) connected within {}",
+                        self.registry.len(),
+                        humantime::format_duration(self.settings.wait_workers)
+                    ));
+                }
+                () = self.stop.cancelled() => return Err("stopped before the run started".into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self) {
+        self.run_start = Some(Instant::now());
+        self.last_tick = Instant::now();
+        tracing::info!(
+            run_id = self.agg.run_id(),
+            workers = self.registry.len(),
+            "run started"
+        );
+        let ids: Vec<(String, u64)> = self
+            .registry
+            .live()
+            .map(|w| (w.id.clone(), w.conn))
+            .collect();
+        for (id, conn) in ids {
+            self.start_worker(&id, conn);
+        }
+        self.dispatch();
+    }
+
+    /// Sends the run configuration to one worker and notes when its clock started.
+    fn start_worker(&mut self, id: &str, conn: u64) {
+        let at_ms = self.run_elapsed().as_millis() as u64;
+        let config = self.config.clone();
+        let Some(w) = self.registry.get_mut(id, conn) else {
+            return;
+        };
+        if w.send(Msg::Run(config)) {
+            w.state = State::Running;
+            self.agg.worker_started(id, at_ms);
+        }
+    }
+
+    /// The main loop: events, the dispatch clock, the views, until the plan ends or a stop.
+    async fn drive(&mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut show = tokio::time::interval(Duration::from_millis(self.config.report_interval_ms));
+        show.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    if self.run_elapsed() >= self.plan.duration() {
+                        break;
+                    }
+                    self.reap_silent();
+                    self.dispatch();
+                    self.agg.close_intervals(self.run_elapsed().as_millis() as u64);
+                }
+                _ = show.tick() => self.show(),
+                () = self.stop.cancelled() => {
+                    tracing::info!("stop requested");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn show(&mut self) {
+        let elapsed = self.run_elapsed();
+        let progress = Progress {
+            name: self.scenario.name.clone(),
+            elapsed,
+            duration: self.plan.duration(),
+            stage: self.plan.stage_at(elapsed),
+            users_goal: self.plan.stage_goal(elapsed).round() as u32,
+            notices: std::mem::take(&mut self.notices),
+        };
+        let snapshot = Snapshot::build(progress, &self.agg, &self.registry);
+        self.view.update(&snapshot);
+    }
+
+    /// Moves the global level toward the plan and sends changed assignments.
+    fn dispatch(&mut self) {
+        let dt = self.last_tick.elapsed().as_secs_f64();
+        self.last_tick = Instant::now();
+        let goal = self.plan.goal_at(self.run_elapsed());
+        self.users_due = self.ramp.advance(goal, dt);
+        let weights: Vec<u32> = self.scenario.targets.iter().map(|t| t.weight).collect();
+        let running: Vec<(String, u64)> = self
+            .registry
+            .live()
+            .filter(|w| w.state == State::Running)
+            .map(|w| (w.id.clone(), w.conn))
+            .collect();
+        let plan = assign(self.users_due, &weights, running.len());
+        let mut unreachable = Vec::new();
+        for ((id, conn), row) in running.into_iter().zip(plan) {
+            let Some(w) = self.registry.get_mut(&id, conn) else {
+                continue;
+            };
+            if w.assigned == row {
+                continue;
+            }
+            self.epoch += 1;
+            let load = pb::SetLoad {
+                epoch: self.epoch,
+                targets: row
+                    .iter()
+                    .enumerate()
+                    .map(|(t, &users)| pb::TargetLoad {
+                        target: t as u32,
+                        users,
+                        ..Default::default()
+                    })
+                    .collect(),
+            };
+            if w.send(Msg::Load(load)) {
+                w.assigned = row;
+            } else {
+                unreachable.push((id, conn));
+            }
+        }
+        for (id, conn) in unreachable {
+            self.lose(&id, conn, "not reading its stream");
+        }
+    }
+
+    fn reap_silent(&mut self) {
+        for (id, conn) in self.registry.silent(self.settings.liveness_timeout) {
+            let why = format!(
+                "missing: silent for more than {}",
+                humantime::format_duration(self.settings.liveness_timeout)
+            );
+            self.lose(&id, conn, &why);
+        }
+    }
+
+    /// Drops a worker and hands its users to the others.
+    fn lose(&mut self, id: &str, conn: u64, reason: &str) {
+        let at = self.run_elapsed();
+        if let Some(w) = self.registry.leave(id, conn, at, reason) {
+            if w.state != State::Finished {
+                tracing::warn!(worker = id, "worker lost: {reason}");
+                self.notices.push(format!("worker {id} left: {reason}"));
+            }
+            // Force a fresh assignment for everyone left.
+            for w in self.registry.live_mut() {
+                w.assigned.clear();
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Joined {
+                conn,
+                hello,
+                outbox,
+            } => self.on_join(conn, hello, outbox),
+            Event::Report {
+                conn,
+                worker,
+                report,
+            } => self.on_report(&worker, conn, report),
+            Event::Heartbeat {
+                conn,
+                worker,
+                heartbeat,
+            } => {
+                if let Some(w) = self.registry.get_mut(&worker, conn) {
+                    w.last_seen = Instant::now();
+                    w.users = heartbeat.users_running;
+                    w.cpu_percent = heartbeat.cpu_percent;
+                }
+            }
+            Event::Goodbye {
+                conn,
+                worker,
+                goodbye,
+            } => {
+                if let Some(w) = self.registry.get_mut(&worker, conn) {
+                    w.last_seen = Instant::now();
+                    w.state = State::Finished;
+                    w.users = 0;
+                    tracing::debug!(worker, last_seq = goodbye.last_seq, "worker finished");
+                }
+            }
+            Event::Left {
+                conn,
+                worker,
+                reason,
+            } => self.lose(&worker, conn, &reason),
+        }
+    }
+
+    fn on_join(&mut self, conn: u64, hello: pb::Hello, outbox: crate::server::Outbox) {
+        let at = self.since_master_start();
+        let id = hello.worker_id.clone();
+        tracing::info!(
+            worker = %id,
+            hostname = %hello.hostname,
+            arch = %hello.arch,
+            cores = hello.cores,
+            "worker joined"
+        );
+        match self.registry.join(conn, hello, outbox.clone(), at) {
+            Ok(_) => {}
+            Err(JoinError::DuplicateId(id)) => {
+                tracing::warn!(worker = %id, "refused a second worker with the same id");
+                let _ = outbox.try_send(Err(tonic::Status::already_exists(format!(
+                    "a worker with id `{id}` is already connected"
+                ))));
+                return;
+            }
+        }
+        if self.run_start.is_some() {
+            self.notices.push(format!("worker {id} joined"));
+            self.start_worker(&id, conn);
+            for w in self.registry.live_mut() {
+                w.assigned.clear();
+            }
+        }
+    }
+
+    fn on_report(
+        &mut self,
+        worker: &str,
+        conn: u64,
+        report: Result<crate::decode::Report, crate::decode::DecodeError>,
+    ) {
+        let Some(w) = self.registry.get_mut(worker, conn) else {
+            return;
+        };
+        w.last_seen = Instant::now();
+        let result = match report {
+            Ok(r) => {
+                w.users = r.users;
+                let seq = r.seq;
+                self.agg.ingest(&r).map(|_| seq).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(seq) => {
+                if let Some(w) = self.registry.get_mut(worker, conn) {
+                    let ack = pb::Ack {
+                        run_id: self.agg.run_id().to_owned(),
+                        seq,
+                    };
+                    w.send(Msg::Ack(ack));
+                }
+            }
+            Err(why) => {
+                tracing::warn!(worker, "rejected a report: {why}");
+                self.notices
+                    .push(format!("rejected a report from {worker}: {why}"));
+                let n = self.rejected.entry(worker.to_owned()).or_default();
+                *n += 1;
+                if *n > MAX_REJECTED_REPORTS {
+                    self.lose(worker, conn, "too many rejected reports");
+                }
+            }
+        }
+    }
+
+    /// Tells every running worker to stop and waits for their final reports.
+    async fn stop_workers(&mut self) {
+        let stop = pb::Stop {
+            reason: "run complete".into(),
+            stop_timeout_ms: self.scenario.stop_timeout.as_millis() as u64,
+        };
+        for w in self.registry.live_mut() {
+            if w.state == State::Running && w.send(Msg::Stop(stop.clone())) {
+                w.state = State::Stopping;
+            }
+        }
+        let wait = self.scenario.stop_timeout + FINAL_REPORT_GRACE;
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        let mut show = tokio::time::interval(Duration::from_millis(self.config.report_interval_ms));
+        while self.registry.live().any(|w| w.state == State::Stopping) {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => break,
+                },
+                _ = show.tick() => self.show(),
+                () = &mut deadline => {
+                    let late: Vec<String> = self
+                        .registry
+                        .live()
+                        .filter(|w| w.state == State::Stopping)
+                        .map(|w| w.id.clone())
+                        .collect();
+                    tracing::warn!(?late, "no final report within {}", humantime::format_duration(wait));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Tells every worker the session is over.
+    fn quit_all(&mut self, reason: &str) {
+        for w in self.registry.live() {
+            w.send(Msg::Quit(pb::Quit {
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+}
+
+/// A run id unique enough to tell runs apart in logs and summaries.
+fn new_run_id() -> String {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{millis:x}-{:08x}", rand::random::<u32>())
+}

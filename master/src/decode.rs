@@ -1,0 +1,245 @@
+//! Decoding and checking interval reports as they arrive, on the connection's task, so that the
+//! aggregator only ever sees well-formed data and decoding cost spreads over the runtime.
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::Deserializer;
+use stampede_proto::{self as pb, hdr};
+
+use crate::tally::Class;
+
+/// Longest arch label accepted; arch labels come from response headers, i.e. the network.
+pub const MAX_ARCH_LEN: usize = 64;
+/// Most series one report may carry (targets × arches × outcomes × requests stays far below).
+pub const MAX_SERIES: usize = 4096;
+
+/// One key of one interval, decoded.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub target: u32,
+    pub request: u32,
+    pub arch: String,
+    pub class: Class,
+    pub unexpected: bool,
+    pub count: u64,
+    pub hist: Histogram<u64>,
+}
+
+/// An interval report, decoded.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub run_id: String,
+    pub worker_id: String,
+    pub seq: u64,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub users: u32,
+    pub is_final: bool,
+    pub dropped: u64,
+    pub series: Vec<Series>,
+}
+
+impl Report {
+    pub fn requests(&self) -> u64 {
+        self.series.iter().map(|s| s.count).sum()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("sequence number 0 is not valid")]
+    ZeroSeq,
+    #[error("interval ends ({end} ms) before it starts ({start} ms)")]
+    BadInterval { start: u64, end: u64 },
+    #[error("{0} series in one report (at most {MAX_SERIES})")]
+    TooManySeries(usize),
+    #[error("series {index}: unknown outcome {value}")]
+    UnknownOutcome { index: usize, value: i32 },
+    #[error("series {index}: arch label empty or longer than {MAX_ARCH_LEN} bytes")]
+    BadArch { index: usize },
+    #[error("series {index}: histogram does not decode: {message}")]
+    Histogram { index: usize, message: String },
+    #[error("series {index}: histogram bounds differ from 1 µs … 1 h at 3 figures")]
+    Bounds { index: usize },
+    #[error("series {index}: count {count} but the histogram holds {held}")]
+    CountMismatch { index: usize, count: u64, held: u64 },
+}
+
+/// Decodes a report and checks everything that can be checked without the run's context.
+pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
+    if report.seq == 0 {
+        return Err(DecodeError::ZeroSeq);
+    }
+    if report.end_ms < report.start_ms {
+        return Err(DecodeError::BadInterval {
+            start: report.start_ms,
+            end: report.end_ms,
+        });
+    }
+    if report.series.len() > MAX_SERIES {
+        return Err(DecodeError::TooManySeries(report.series.len()));
+    }
+    let mut deserializer = Deserializer::new();
+    let series = report
+        .series
+        .into_iter()
+        .enumerate()
+        .map(|(index, s)| decode_series(&mut deserializer, index, s))
+        .collect::<Result<_, _>>()?;
+    Ok(Report {
+        run_id: report.run_id,
+        worker_id: report.worker_id,
+        seq: report.seq,
+        start_ms: report.start_ms,
+        end_ms: report.end_ms,
+        users: report.users,
+        is_final: report.r#final,
+        dropped: report.dropped,
+        series,
+    })
+}
+
+fn decode_series(
+    deserializer: &mut Deserializer,
+    index: usize,
+    s: pb::Series,
+) -> Result<Series, DecodeError> {
+    let class = Class::from_wire(s.outcome).ok_or(DecodeError::UnknownOutcome {
+        index,
+        value: s.outcome,
+    })?;
+    if s.arch.is_empty() || s.arch.len() > MAX_ARCH_LEN {
+        return Err(DecodeError::BadArch { index });
+    }
+    let hist: Histogram<u64> = deserializer
+        .deserialize(&mut s.hdr.as_slice())
+        .map_err(|e| DecodeError::Histogram {
+            index,
+            message: format!("{e:?}"),
+        })?;
+    if hist.low() != hdr::LOWEST_US
+        || hist.high() != hdr::HIGHEST_US
+        || hist.sigfig() != hdr::SIGFIG
+    {
+        return Err(DecodeError::Bounds { index });
+    }
+    if hist.len() != s.count {
+        return Err(DecodeError::CountMismatch {
+            index,
+            count: s.count,
+            held: hist.len(),
+        });
+    }
+    Ok(Series {
+        target: s.target,
+        request: s.request,
+        arch: s.arch,
+        class,
+        unexpected: s.unexpected,
+        count: s.count,
+        hist,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tally::new_histogram;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+
+    fn encode(h: &Histogram<u64>) -> Vec<u8> {
+        let mut out = Vec::new();
+        V2DeflateSerializer::new().serialize(h, &mut out).unwrap();
+        out
+    }
+
+    fn report_with(series: pb::Series) -> pb::Report {
+        pb::Report {
+            run_id: "r".into(),
+            worker_id: "w".into(),
+            seq: 1,
+            start_ms: 0,
+            end_ms: 1000,
+            series: vec![series],
+            ..Default::default()
+        }
+    }
+
+    fn series(h: &Histogram<u64>, count: u64) -> pb::Series {
+        pb::Series {
+            target: 0,
+            arch: "arm64".into(),
+            outcome: pb::Outcome::Status2xx as i32,
+            unexpected: false,
+            count,
+            hdr: encode(h),
+            request: 0,
+        }
+    }
+
+    /// Merging serialized interval histograms gives exactly the histogram of all the values.
+    #[test]
+    fn merging_serialized_intervals_equals_recording_everything_once() {
+        let mut all = new_histogram();
+        let mut merged = new_histogram();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _interval in 0..20 {
+            let mut interval = new_histogram();
+            for _ in 0..5000 {
+                // xorshift: a spread of latencies from 1 µs to ~4 s.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let v = 1 + state % 4_000_000;
+                interval.record(v).unwrap();
+                all.record(v).unwrap();
+            }
+            let count = interval.len();
+            let decoded = decode(report_with(series(&interval, count))).unwrap();
+            merged.add(&decoded.series[0].hist).unwrap();
+        }
+        assert_eq!(merged, all);
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(merged.value_at_quantile(q), all.value_at_quantile(q));
+        }
+    }
+
+    #[test]
+    fn count_must_match_histogram() {
+        let mut h = new_histogram();
+        h.record(10).unwrap();
+        let e = decode(report_with(series(&h, 2))).unwrap_err();
+        assert!(matches!(e, DecodeError::CountMismatch { .. }));
+    }
+
+    #[test]
+    fn garbage_histogram_is_rejected() {
+        let mut s = series(&new_histogram(), 0);
+        s.hdr = vec![1, 2, 3, 4, 5];
+        let e = decode(report_with(s)).unwrap_err();
+        assert!(matches!(e, DecodeError::Histogram { .. }));
+    }
+
+    #[test]
+    fn other_bounds_are_rejected() {
+        let h = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+        let e = decode(report_with(series(&h, 0))).unwrap_err();
+        assert!(matches!(e, DecodeError::Bounds { .. }));
+    }
+
+    #[test]
+    fn bad_arch_and_outcome_are_rejected() {
+        let h = new_histogram();
+        let mut s = series(&h, 0);
+        s.arch = "x".repeat(65);
+        assert!(matches!(
+            decode(report_with(s)),
+            Err(DecodeError::BadArch { .. })
+        ));
+        let mut s = series(&h, 0);
+        s.outcome = 77;
+        assert!(matches!(
+            decode(report_with(s)),
+            Err(DecodeError::UnknownOutcome { .. })
+        ));
+    }
+}

@@ -1,0 +1,21 @@
+//! The stampede master: loads a scenario, admits workers over gRPC, ramps users across them,
+//! merges their interval histograms exactly, shows the run and writes the JSON summary.
+#![forbid(unsafe_code)]
+
+pub mod aggregate;
+pub mod cli;
+pub mod controller;
+pub mod decode;
+pub mod dispatch;
+pub mod headless;
+pub mod local;
+pub mod plan;
+pub mod registry;
+pub mod scenario;
+pub mod server;
+pub mod shutdown;
+pub mod snapshot;
+pub mod summary;
+pub mod tally;
+pub mod thresholds;
+pub mod view;

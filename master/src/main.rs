@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    stampede_master::cli::main()
+}

@@ -1,0 +1,155 @@
+//! The workers the master knows: who they are, how to reach them, what they last said, and the
+//! history of joins and departures for the summary.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use stampede_proto as pb;
+
+use crate::server::Outbox;
+use crate::summary::WorkerRecord;
+
+/// A worker's state as the master sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Connected,
+    Running,
+    Stopping,
+    Finished,
+}
+
+impl State {
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Connected => "connected",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Finished => "finished",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Worker {
+    pub id: String,
+    pub hostname: String,
+    pub arch: String,
+    pub cores: u32,
+    pub conn: u64,
+    pub outbox: Outbox,
+    pub state: State,
+    pub users: u32,
+    pub cpu_percent: f32,
+    pub last_seen: Instant,
+    /// Its current assignment, users per target.
+    pub assigned: Vec<u32>,
+    /// Index into the history, for recording when it left.
+    record: usize,
+}
+
+impl Worker {
+    /// Queues a message; false when the worker is not reading (its queue is full or closed).
+    pub fn send(&self, kind: pb::master_message::Kind) -> bool {
+        self.outbox
+            .try_send(Ok(pb::MasterMessage { kind: Some(kind) }))
+            .is_ok()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    live: BTreeMap<String, Worker>,
+    history: Vec<WorkerRecord>,
+}
+
+/// Why a worker could not join.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JoinError {
+    DuplicateId(String),
+}
+
+impl Registry {
+    /// Admits a worker; `at` is the time since the master started.
+    pub fn join(
+        &mut self,
+        conn: u64,
+        hello: pb::Hello,
+        outbox: Outbox,
+        at: Duration,
+    ) -> Result<&mut Worker, JoinError> {
+        if self.live.contains_key(&hello.worker_id) {
+            return Err(JoinError::DuplicateId(hello.worker_id));
+        }
+        self.history.push(WorkerRecord {
+            id: hello.worker_id.clone(),
+            arch: hello.arch.clone(),
+            hostname: hello.hostname.clone(),
+            joined_s: at.as_secs_f64(),
+            left_s: None,
+            reason: None,
+        });
+        let worker = Worker {
+            id: hello.worker_id.clone(),
+            hostname: hello.hostname,
+            arch: hello.arch,
+            cores: hello.cores,
+            conn,
+            outbox,
+            state: State::Connected,
+            users: 0,
+            cpu_percent: 0.0,
+            last_seen: Instant::now(),
+            assigned: Vec::new(),
+            record: self.history.len() - 1,
+        };
+        Ok(self.live.entry(hello.worker_id).or_insert(worker))
+    }
+
+    /// The live worker `id` on connection `conn` (a stale connection's events are ignored).
+    pub fn get_mut(&mut self, id: &str, conn: u64) -> Option<&mut Worker> {
+        self.live.get_mut(id).filter(|w| w.conn == conn)
+    }
+
+    /// Removes a worker, recording when and why; returns it if it was live on `conn`.
+    pub fn leave(&mut self, id: &str, conn: u64, at: Duration, reason: &str) -> Option<Worker> {
+        if self.live.get(id).is_none_or(|w| w.conn != conn) {
+            return None;
+        }
+        let worker = self.live.remove(id)?;
+        if let Some(r) = self.history.get_mut(worker.record) {
+            r.left_s = Some(at.as_secs_f64());
+            r.reason = Some(reason.to_owned());
+        }
+        Some(worker)
+    }
+
+    pub fn live(&self) -> impl Iterator<Item = &Worker> {
+        self.live.values()
+    }
+
+    pub fn live_mut(&mut self) -> impl Iterator<Item = &mut Worker> {
+        self.live.values_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Workers that have not been heard from within `timeout`.
+    pub fn silent(&self, timeout: Duration) -> Vec<(String, u64)> {
+        self.live
+            .values()
+            .filter(|w| w.last_seen.elapsed() > timeout)
+            .map(|w| (w.id.clone(), w.conn))
+            .collect()
+    }
+
+    /// Every worker that took part, with join and leave times.
+    pub fn history(&self) -> &[WorkerRecord] {
+        &self.history
+    }
+}

@@ -1,0 +1,12 @@
+//! The two ways a run is shown: both read the same [`Snapshot`].
+
+use crate::snapshot::Snapshot;
+use crate::summary::Summary;
+
+/// A live view of a run.
+pub trait View: Send {
+    /// Called with a fresh snapshot about once per report interval.
+    fn update(&mut self, snapshot: &Snapshot);
+    /// Called once with the final summary.
+    fn finish(&mut self, summary: &Summary);
+}

@@ -1,0 +1,283 @@
+//! Shared pieces of the master's end-to-end tests: a loopback HTTP server that counts what it
+//! serves (the oracle), and helpers to run the real binaries.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// What the test server counted, its own truth.
+#[derive(Default, Debug)]
+pub struct Counts {
+    pub served: AtomicU64,
+    pub served_5xx: AtomicU64,
+}
+
+impl Counts {
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::SeqCst)
+    }
+    pub fn served_5xx(&self) -> u64 {
+        self.served_5xx.load(Ordering::SeqCst)
+    }
+}
+
+/// How the test server behaves.
+#[derive(Clone, Debug)]
+pub struct Behaviour {
+    /// Value of the `x-arch` header it sets.
+    pub arch: &'static str,
+    /// Every `every_5xx`-th request answers 503 (0: never).
+    pub every_5xx: u64,
+    /// Delay before answering.
+    pub delay: Duration,
+}
+
+/// A counting HTTP/1.1 server on 127.0.0.1 with an ephemeral port, on its own thread and
+/// runtime so the test's own runtime (or lack of one) does not matter.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub counts: Arc<Counts>,
+    _shutdown: std::sync::mpsc::Sender<()>,
+}
+
+impl TestServer {
+    pub fn start(behaviour: Behaviour) -> TestServer {
+        let counts = Arc::new(Counts::default());
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let c = counts.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let serving = tokio::spawn(accept_loop(listener, behaviour, c));
+                // Stop when the test drops its handle.
+                tokio::task::spawn_blocking(move || {
+                    let _ = stop_rx.recv();
+                })
+                .await
+                .ok();
+                serving.abort();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        TestServer {
+            addr,
+            counts,
+            _shutdown: stop_tx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, behaviour: Behaviour, counts: Arc<Counts>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let b = behaviour.clone();
+        let c = counts.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, b.clone(), c.clone()));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    _req: Request<Incoming>,
+    b: Behaviour,
+    counts: Arc<Counts>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    tokio::time::sleep(b.delay).await;
+    let n = counts.served.fetch_add(1, Ordering::SeqCst) + 1;
+    let fail = b.every_5xx > 0 && n % b.every_5xx == 0;
+    if fail {
+        counts.served_5xx.fetch_add(1, Ordering::SeqCst);
+    }
+    let status = if fail { 503 } else { 200 };
+    Ok(Response::builder()
+        .status(status)
+        .header("x-arch", b.arch)
+        .body(Full::new(Bytes::from_static(b"ok")))
+        .unwrap())
+}
+
+/// The master binary under test.
+pub fn master_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stampede-master"))
+}
+
+/// The worker binary: built beside the master's by `cargo test --workspace`; when it is
+/// missing (the master's tests alone), built here with the same cargo.
+pub fn worker_bin() -> PathBuf {
+    let path = master_bin().with_file_name(format!("stampede-worker{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "stampede-worker", "--bin", "stampede-worker"])
+            .status()
+            .expect("run cargo build for the worker");
+        assert!(status.success(), "building stampede-worker failed");
+    }
+    path
+}
+
+/// A master process whose stderr is watched for the address it listens on.
+pub struct MasterProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+    pub stdout: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Starts `stampede-master` with `args` and waits until it says where it listens.
+pub fn start_master(args: &[&str], dir: &Path) -> MasterProcess {
+    let mut child = Command::new(master_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stampede-master");
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stdout = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("master listening on ").nth(1) {
+                let _ = addr_tx.send(rest.trim().parse::<SocketAddr>());
+            }
+            l.lock().unwrap().push(line);
+        }
+    });
+    let out = child.stdout.take().unwrap();
+    let o = stdout.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            o.lock().unwrap().push(line);
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("master printed its address")
+        .expect("address parses");
+    MasterProcess {
+        child,
+        addr,
+        log,
+        stdout,
+    }
+}
+
+/// Starts a `stampede-worker` process against `master`.
+pub fn start_worker(master: SocketAddr, id: &str, extra: &[&str]) -> Child {
+    Command::new(worker_bin())
+        .args(["--master", &format!("http://{master}"), "--id", id])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start stampede-worker")
+}
+
+/// Waits for a process to exit, killing it after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the master binary to completion and returns its exit code and stderr.
+pub fn run_master(args: &[&str], dir: &Path, limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(master_bin())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stampede-master");
+    let code = wait_exit(&mut child, limit);
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    (code, err)
+}
+
+/// A scenario against an arm and an amd target.
+pub fn two_target_scenario(arm: &str, amd: &str, users: u32, run_time: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "e2e"
+run_time = "{run_time}"
+report_interval = "1s"
+stop_timeout = "5s"
+
+[[target]]
+name = "arm"
+url = "{arm}"
+arch = "arm64"
+
+[[target]]
+name = "amd"
+url = "{amd}"
+arch = "amd64"
+
+[[request]]
+name = "runtime"
+path = "/runtime"
+timeout = "5s"
+
+[load]
+users = {users}
+wait = {{ kind = "constant", duration = "5ms" }}
+{extra}
+"#
+    )
+}
+
+pub fn read_summary(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("summary exists");
+    serde_json::from_str(&text).expect("summary is JSON")
+}

@@ -1,0 +1,288 @@
+//! The per-user HTTP/1.1 client: one keep-alive connection (hyper's low-level
+//! `client::conn::http1`), opened lazily and reopened when the server has closed it, redirects
+//! followed within the run's bound, bodies read to the end and dropped frame by frame.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{CONNECTION, HOST, HeaderValue, LOCATION};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::plan::{Dest, Plan};
+
+type Body = Full<Bytes>;
+type Sender = SendRequest<Body>;
+
+/// Why an exchange produced no final response.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("connect: {0}")]
+    Connect(#[source] io::Error),
+    #[error("request timed out")]
+    Timeout,
+    #[error("http: {0}")]
+    Http(#[source] hyper::Error),
+    #[error("redirect: {0}")]
+    Redirect(String),
+}
+
+/// The final response of an exchange.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    /// The value of the run's arch header, if the response had one.
+    pub arch: Option<HeaderValue>,
+}
+
+/// One request as measured: latency from just before connecting (or sending) to the end of the
+/// final response's body.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub latency: Duration,
+    pub result: Result<Answer, Error>,
+}
+
+/// A user's connections: one to its target, and one to the last other authority a redirect
+/// pointed at.
+#[derive(Default)]
+pub(crate) struct Client {
+    primary: Option<Sender>,
+    secondary: Option<Sender>,
+    secondary_dest: Option<Dest>,
+}
+
+impl Client {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends request `request` to target `target`, following redirects, within the request's
+    /// timeout (which covers connect, response and body).
+    pub(crate) async fn execute(&mut self, plan: &Plan, target: usize, request: usize) -> Exchange {
+        let timeout = plan.requests[request].timeout;
+        let start = Instant::now();
+        let result = match tokio::time::timeout(timeout, self.follow(plan, target, request)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout),
+        };
+        let latency = start.elapsed();
+        // After a failure the connection's state is unknown (a timed-out request may still be
+        // in flight on it): start afresh. In close mode every request gets a new connection.
+        if result.is_err() || plan.close_each {
+            self.primary = None;
+            self.secondary = None;
+        }
+        Exchange { latency, result }
+    }
+
+    async fn follow(
+        &mut self,
+        plan: &Plan,
+        target: usize,
+        request: usize,
+    ) -> Result<Answer, Error> {
+        let t = &plan.targets[target];
+        let r = &plan.requests[request];
+        let mut method = r.method.clone();
+        let mut body = r.body.clone();
+        let mut uri = r.uris[target].clone();
+        // None: the target's own endpoint.
+        let mut other: Option<Dest> = None;
+        let mut hops = 0;
+        loop {
+            let dest = other.as_ref().unwrap_or(&t.dest);
+            let mut req = Request::new(Full::new(body.clone()));
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri.clone();
+            *req.headers_mut() = r.headers.clone();
+            if !req.headers().contains_key(HOST) {
+                req.headers_mut().insert(HOST, dest.host_header.clone());
+            }
+            if plan.close_each {
+                req.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            let connect_timeout = plan.connect_timeout;
+            let resp = match other.as_ref() {
+                None => send(&mut self.primary, dest, req, connect_timeout).await?,
+                Some(d) => {
+                    let slot = self.secondary_for(d);
+                    send(slot, d, req, connect_timeout).await?
+                }
+            };
+            let status = resp.status();
+            if status.is_redirection()
+                && hops < plan.max_redirects
+                && let Some(next) = redirect_target(&resp, dest, &uri)?
+            {
+                drain(resp.into_body()).await?;
+                hops += 1;
+                // 303 means "GET the other resource"; 307/308 (and, in practice, 301/302 for
+                // GET) repeat the same request.
+                if status == StatusCode::SEE_OTHER && method != Method::HEAD {
+                    method = Method::GET;
+                    body = Bytes::new();
+                }
+                other = Some(next.dest).filter(|d| !d.same_endpoint(&t.dest));
+                uri = next.uri;
+                continue;
+            }
+            let arch = resp.headers().get(&plan.arch_header).cloned();
+            drain(resp.into_body()).await?;
+            return Ok(Answer { status, arch });
+        }
+    }
+
+    /// The secondary connection slot, emptied first if it belongs to another endpoint.
+    fn secondary_for(&mut self, dest: &Dest) -> &mut Option<Sender> {
+        if !self
+            .secondary_dest
+            .as_ref()
+            .is_some_and(|d| d.same_endpoint(dest))
+        {
+            self.secondary = None;
+            self.secondary_dest = Some(dest.clone());
+        }
+        &mut self.secondary
+    }
+}
+
+/// Sends on the connection in `slot`, opening one if there is none or the old one was closed.
+async fn send(
+    slot: &mut Option<Sender>,
+    dest: &Dest,
+    req: Request<Body>,
+    connect_timeout: Option<Duration>,
+) -> Result<Response<Incoming>, Error> {
+    // A kept-alive connection the server closed while idle is not this request's failure.
+    let mut reused = false;
+    if let Some(sender) = slot.as_mut() {
+        if sender.is_closed() || sender.ready().await.is_err() {
+            *slot = None;
+        } else {
+            reused = true;
+        }
+    }
+    let sender = match slot {
+        Some(sender) => sender,
+        None => slot.insert(connect(dest, connect_timeout).await?),
+    };
+    match sender.try_send_request(req).await {
+        Ok(resp) => Ok(resp),
+        Err(mut err) => {
+            // The connection died between ready() and the write: the request never left, so
+            // sending it on a fresh connection is safe and hides nothing.
+            let unsent = reused.then(|| err.take_message()).flatten();
+            *slot = None;
+            let Some(req) = unsent else {
+                return Err(Error::Http(err.into_error()));
+            };
+            debug!("kept-alive connection closed before the request was written; reconnecting");
+            let sender = slot.insert(connect(dest, connect_timeout).await?);
+            sender.send_request(req).await.map_err(Error::Http)
+        }
+    }
+}
+
+/// Opens a connection and spawns its driver on the current (engine thread's) runtime.
+async fn connect(dest: &Dest, connect_timeout: Option<Duration>) -> Result<Sender, Error> {
+    let connecting = TcpStream::connect((dest.host.as_str(), dest.port));
+    let stream = match connect_timeout {
+        Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| {
+            Error::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+        })?,
+        None => connecting.await,
+    }
+    .map_err(Error::Connect)?;
+    // Requests are small and latency is what we measure: do not let Nagle hold them back.
+    stream.set_nodelay(true).map_err(Error::Connect)?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(Error::Http)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            debug!("connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// Reads a body to its end, dropping each frame as it comes: memory stays bounded whatever the
+/// body's size.
+async fn drain(mut body: Incoming) -> Result<(), Error> {
+    while let Some(frame) = body.frame().await {
+        frame.map_err(Error::Http)?;
+    }
+    Ok(())
+}
+
+/// Where a redirect points: an endpoint and an origin-form URI there.
+struct Redirect {
+    dest: Dest,
+    uri: Uri,
+}
+
+/// The next hop of a 3xx response; `None` if it has no Location (e.g. 304), which makes it the
+/// final response.
+fn redirect_target(
+    resp: &Response<Incoming>,
+    current: &Dest,
+    current_uri: &Uri,
+) -> Result<Option<Redirect>, Error> {
+    let Some(location) = resp.headers().get(LOCATION) else {
+        return Ok(None);
+    };
+    resolve_location(location.as_bytes(), current, current_uri).map(Some)
+}
+
+/// Resolves a Location header against the current request.
+fn resolve_location(location: &[u8], current: &Dest, current_uri: &Uri) -> Result<Redirect, Error> {
+    let bad =
+        |why: &str| Error::Redirect(format!("{why}: {:?}", String::from_utf8_lossy(location)));
+    let text = std::str::from_utf8(location)
+        .map_err(|_| bad("Location is not UTF-8"))?
+        .trim();
+    if let Some(rest) = text.strip_prefix("//") {
+        // Network-path reference: same scheme (http), other authority.
+        return resolve_location(format!("http://{rest}").as_bytes(), current, current_uri);
+    }
+    let uri: Uri = text.parse().map_err(|_| bad("unparsable Location"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(authority)) => {
+            let dest = Dest::from_authority(authority).map_err(|e| bad(&e))?;
+            let uri = origin_form(uri.path_and_query().map_or("/", |p| p.as_str()))
+                .map_err(|_| bad("bad path"))?;
+            Ok(Redirect { dest, uri })
+        }
+        (Some(scheme), _) => Err(bad(&format!("redirect to {scheme}:// is not supported"))),
+        (None, Some(_)) => Err(bad("Location names a host without a scheme")),
+        (None, None) => {
+            let path = if text.starts_with('/') {
+                text.to_string()
+            } else {
+                // Relative reference: resolve against the current path's directory.
+                let dir = current_uri
+                    .path()
+                    .rsplit_once('/')
+                    .map_or("", |(dir, _)| dir);
+                format!("{dir}/{text}")
+            };
+            let uri = origin_form(&path).map_err(|_| bad("bad path"))?;
+            Ok(Redirect {
+                dest: current.clone(),
+                uri,
+            })
+        }
+    }
+}
+
+fn origin_form(path_and_query: &str) -> Result<Uri, hyper::http::uri::InvalidUri> {
+    path_and_query.parse()
+}

@@ -1,0 +1,111 @@
+//! The stampede worker: runs simulated users against the scenario's targets, records every
+//! request into per-thread HdrHistograms and reports them to the master over one gRPC stream.
+//!
+//! The master embeds workers in-process through [`run`]; the `stampede-worker` binary is a thin
+//! wrapper around the same function.
+#![forbid(unsafe_code)]
+
+mod choice;
+mod cpu;
+pub mod engine;
+mod error;
+mod http;
+pub mod outcome;
+mod plan;
+pub mod record;
+pub mod report;
+mod session;
+mod user;
+pub mod wait;
+
+pub use engine::{Drain, Engine};
+pub use error::{EngineError, WorkerError};
+pub use stampede_proto as proto;
+
+/// How one worker finds and introduces itself to its master.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The master's gRPC address, e.g. `http://127.0.0.1:5557`.
+    pub master: String,
+    /// Shared token, sent as `authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// Unique worker id, shown by the master and carried in every report.
+    pub id: String,
+    /// Host name, for the master's workers table.
+    pub hostname: String,
+    /// Kubernetes arch name of this host (`amd64`, `arm64`, ...).
+    pub arch: String,
+    /// Engine threads (one current-thread runtime each).
+    pub threads: usize,
+}
+
+impl WorkerOptions {
+    /// Options with defaults derived from this host: id `hostname-pid-xxxx`, the host's arch and
+    /// one engine thread per available core.
+    pub fn new(master: impl Into<String>) -> Self {
+        let hostname = hostname();
+        // The random suffix keeps ids unique when several in-process workers share a pid.
+        let id = format!(
+            "{hostname}-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        );
+        Self {
+            master: master.into(),
+            token: None,
+            id,
+            hostname,
+            arch: kubernetes_arch(std::env::consts::ARCH).to_string(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Runs one session with the master: connects, says hello, then runs whatever the master asks
+/// until it says `Quit` (returns `Ok`) or the session fails (the stream ends, the master refuses
+/// this worker, the connection is lost).
+pub async fn run(opts: WorkerOptions) -> Result<(), WorkerError> {
+    session::run(opts).await
+}
+
+/// Kubernetes (GOARCH-style) name for a Rust target arch, so the master can compare worker and
+/// target arches with the labels nodes carry.
+pub fn kubernetes_arch(rust_arch: &str) -> &str {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The host name without a libc call: the kernel's value, else `$HOSTNAME`, else `localhost`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_names_follow_kubernetes() {
+        assert_eq!(kubernetes_arch("x86_64"), "amd64");
+        assert_eq!(kubernetes_arch("aarch64"), "arm64");
+        assert_eq!(kubernetes_arch("riscv64"), "riscv64");
+    }
+
+    #[test]
+    fn default_options_are_filled_in() {
+        let opts = WorkerOptions::new("http://127.0.0.1:5557");
+        assert!(opts.threads >= 1);
+        assert!(opts.id.starts_with(&opts.hostname));
+        assert!(!opts.arch.is_empty());
+    }
+}

@@ -1,0 +1,166 @@
+//! Outcome classes: what the master counts a request as. An HTTP status maps to its class; a
+//! transport failure maps to the kind the operator can act on (could not connect, connection
+//! reset, timed out, anything else).
+
+use std::error::Error as StdError;
+use std::io;
+
+use stampede_proto::Outcome;
+
+use crate::http;
+
+/// The outcome class of an HTTP status code.
+pub fn status_outcome(status: u16) -> Outcome {
+    match status {
+        100..=199 => Outcome::Status1xx,
+        200..=299 => Outcome::Status2xx,
+        300..=399 => Outcome::Status3xx,
+        400..=499 => Outcome::Status4xx,
+        500..=599 => Outcome::Status5xx,
+        // hyper accepts 600..=999; no class fits, so it is a bad response.
+        _ => Outcome::ErrorOther,
+    }
+}
+
+/// Whether `status` is outside the request's `expect` list. With no list, any status below 400
+/// is expected.
+pub fn is_unexpected(status: u16, expect: &[u16]) -> bool {
+    if expect.is_empty() {
+        status >= 400
+    } else {
+        !expect.contains(&status)
+    }
+}
+
+/// The transport error kinds the protocol distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Connect,
+    Reset,
+    Timeout,
+    Other,
+}
+
+impl ErrorKind {
+    /// The proto outcome for this kind.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            ErrorKind::Connect => Outcome::ErrorConnect,
+            ErrorKind::Reset => Outcome::ErrorReset,
+            ErrorKind::Timeout => Outcome::ErrorTimeout,
+            ErrorKind::Other => Outcome::ErrorOther,
+        }
+    }
+
+    /// Kind of an I/O error on an established connection.
+    pub fn of_io(err: &io::Error) -> Self {
+        use io::ErrorKind as K;
+        match err.kind() {
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                ErrorKind::Reset
+            }
+            K::TimedOut => ErrorKind::Timeout,
+            K::ConnectionRefused
+            | K::NotConnected
+            | K::AddrNotAvailable
+            | K::HostUnreachable
+            | K::NetworkUnreachable => ErrorKind::Connect,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// Kind of a hyper error: the connection closing under a request counts as a reset; an I/O
+    /// cause anywhere in the chain decides the rest.
+    pub fn of_hyper(err: &hyper::Error) -> Self {
+        if err.is_timeout() {
+            return ErrorKind::Timeout;
+        }
+        if let Some(io) = io_cause(err) {
+            return Self::of_io(io);
+        }
+        if err.is_incomplete_message() || err.is_canceled() || err.is_closed() {
+            return ErrorKind::Reset;
+        }
+        ErrorKind::Other
+    }
+}
+
+/// Classifies a failed exchange.
+pub(crate) fn classify_error(err: &http::Error) -> ErrorKind {
+    match err {
+        // Whatever stopped the connect (refused, unreachable, DNS, connect timeout), no request
+        // left this worker: it is a connect error.
+        http::Error::Connect(_) => ErrorKind::Connect,
+        http::Error::Timeout => ErrorKind::Timeout,
+        http::Error::Http(e) => ErrorKind::of_hyper(e),
+        http::Error::Redirect(_) => ErrorKind::Other,
+    }
+}
+
+/// The first `io::Error` in an error's source chain.
+fn io_cause<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a io::Error> {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        next = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_outcome(100), Outcome::Status1xx);
+        assert_eq!(status_outcome(204), Outcome::Status2xx);
+        assert_eq!(status_outcome(302), Outcome::Status3xx);
+        assert_eq!(status_outcome(404), Outcome::Status4xx);
+        assert_eq!(status_outcome(503), Outcome::Status5xx);
+        assert_eq!(status_outcome(599), Outcome::Status5xx);
+        assert_eq!(status_outcome(600), Outcome::ErrorOther);
+    }
+
+    #[test]
+    fn unexpected_without_expect_list_is_400_and_up() {
+        assert!(!is_unexpected(200, &[]));
+        assert!(!is_unexpected(302, &[]));
+        assert!(is_unexpected(404, &[]));
+        assert!(is_unexpected(503, &[]));
+    }
+
+    #[test]
+    fn unexpected_with_expect_list_is_membership() {
+        assert!(!is_unexpected(200, &[200]));
+        assert!(is_unexpected(201, &[200]));
+        assert!(!is_unexpected(404, &[200, 404]));
+        assert!(is_unexpected(503, &[200, 404]));
+    }
+
+    #[test]
+    fn io_errors_by_kind() {
+        let kind = |k| ErrorKind::of_io(&io::Error::from(k));
+        assert_eq!(kind(io::ErrorKind::ConnectionReset), ErrorKind::Reset);
+        assert_eq!(kind(io::ErrorKind::BrokenPipe), ErrorKind::Reset);
+        assert_eq!(kind(io::ErrorKind::UnexpectedEof), ErrorKind::Reset);
+        assert_eq!(kind(io::ErrorKind::TimedOut), ErrorKind::Timeout);
+        assert_eq!(kind(io::ErrorKind::ConnectionRefused), ErrorKind::Connect);
+        assert_eq!(kind(io::ErrorKind::InvalidData), ErrorKind::Other);
+    }
+
+    #[test]
+    fn exchange_errors() {
+        let refused = http::Error::Connect(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(classify_error(&refused), ErrorKind::Connect);
+        // A connect that timed out is still a connect error: nothing was sent.
+        let slow = http::Error::Connect(io::Error::from(io::ErrorKind::TimedOut));
+        assert_eq!(classify_error(&slow), ErrorKind::Connect);
+        assert_eq!(classify_error(&http::Error::Timeout), ErrorKind::Timeout);
+        let redirect = http::Error::Redirect("to https".into());
+        assert_eq!(classify_error(&redirect), ErrorKind::Other);
+        assert_eq!(ErrorKind::Reset.outcome(), Outcome::ErrorReset);
+    }
+}

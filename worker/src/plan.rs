@@ -1,0 +1,432 @@
+//! The run configuration compiled once per run into what users need on the hot path: parsed
+//! destinations, ready-made URIs and header maps, per-target request choices, the wait strategy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Uri};
+use stampede_proto::{ConnectionMode, LoadModel, RunConfig};
+use tracing::warn;
+
+use crate::EngineError;
+use crate::choice::Choice;
+use crate::wait::Wait;
+
+/// Used when a request has no timeout: every request must end some time so it is counted.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The scenario's default arch header, used when the run configuration leaves it empty.
+const DEFAULT_ARCH_HEADER: &str = "x-arch";
+
+/// Where to open a TCP connection, and what to put in `Host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Dest {
+    /// Host to connect to (IPv6 literals without brackets).
+    pub host: String,
+    pub port: u16,
+    /// `Host` header value: the authority as written.
+    pub host_header: HeaderValue,
+}
+
+impl Dest {
+    /// The destination of an `http://` URI's authority.
+    pub(crate) fn from_authority(authority: &hyper::http::uri::Authority) -> Result<Self, String> {
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+        let host_header = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            host,
+            port: authority.port_u16().unwrap_or(80),
+            host_header,
+        })
+    }
+
+    pub(crate) fn same_endpoint(&self, other: &Dest) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct TargetPlan {
+    pub name: String,
+    pub dest: Dest,
+    /// Declared arch, used when a response carries no arch header.
+    pub arch: Arc<str>,
+    /// The requests this target may receive.
+    pub choice: Choice,
+}
+
+#[derive(Debug)]
+pub(crate) struct RequestPlan {
+    pub method: Method,
+    /// Origin-form URI (base path + request path + query), one per target.
+    pub uris: Vec<Uri>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub timeout: Duration,
+    pub expect: Vec<u16>,
+}
+
+/// Everything users share, read-only, for one run.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub targets: Vec<TargetPlan>,
+    pub requests: Vec<RequestPlan>,
+    pub wait: Wait,
+    pub arch_header: HeaderName,
+    pub max_redirects: u32,
+    pub connect_timeout: Option<Duration>,
+    /// `CONNECTION_MODE_CLOSE`: a new connection for every request.
+    pub close_each: bool,
+}
+
+impl Plan {
+    pub(crate) fn compile(cfg: &RunConfig) -> Result<Self, EngineError> {
+        check_supported(cfg)?;
+        if cfg.targets.is_empty() {
+            return Err(EngineError::NoTargets);
+        }
+        let bases = cfg
+            .targets
+            .iter()
+            .map(|t| parse_base(&t.name, &t.url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let requests = cfg
+            .requests
+            .iter()
+            .map(|r| compile_request(r, &bases, &cfg.targets))
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets = cfg
+            .targets
+            .iter()
+            .zip(bases)
+            .enumerate()
+            .map(|(index, (t, (dest, _)))| {
+                let candidates = cfg.requests.iter().enumerate().filter_map(|(i, r)| {
+                    let allowed = r.targets.is_empty() || r.targets.contains(&(index as u32));
+                    allowed.then_some((i as u32, r.weight))
+                });
+                let choice = Choice::new(candidates).ok_or_else(|| EngineError::NoRequests {
+                    target: t.name.clone(),
+                })?;
+                Ok(TargetPlan {
+                    name: t.name.clone(),
+                    dest,
+                    arch: Arc::from(t.arch.as_str()),
+                    choice,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let header = if cfg.arch_header.is_empty() {
+            DEFAULT_ARCH_HEADER
+        } else {
+            cfg.arch_header.as_str()
+        };
+        let arch_header = HeaderName::from_bytes(header.as_bytes())
+            .map_err(|_| EngineError::BadArchHeader(cfg.arch_header.clone()))?;
+        Ok(Self {
+            targets,
+            requests,
+            wait: Wait::from_proto(&cfg.wait.unwrap_or_default())?,
+            arch_header,
+            max_redirects: cfg.max_redirects,
+            connect_timeout: (cfg.connect_timeout_ms > 0)
+                .then(|| Duration::from_millis(cfg.connect_timeout_ms)),
+            close_each: cfg.connection() == ConnectionMode::Close,
+        })
+    }
+}
+
+/// Refuses what this worker cannot run yet, rather than running something else.
+fn check_supported(cfg: &RunConfig) -> Result<(), EngineError> {
+    match LoadModel::try_from(cfg.model) {
+        Ok(LoadModel::Closed) => {}
+        Ok(LoadModel::Open) => {
+            return Err(EngineError::Unsupported(
+                "the open load model (arrival rate)",
+            ));
+        }
+        Err(_) => return Err(EngineError::Unsupported("an unknown load model")),
+    }
+    match ConnectionMode::try_from(cfg.connection) {
+        Ok(ConnectionMode::PerUser | ConnectionMode::Close) => {}
+        Ok(ConnectionMode::Shared) => {
+            // Close enough to measure with: each user keeps its own connection.
+            warn!(
+                "shared connection pools are not implemented yet; each user keeps its own connection"
+            );
+        }
+        Err(_) => return Err(EngineError::Unsupported("an unknown connection mode")),
+    }
+    Ok(())
+}
+
+/// A target's destination and base path (without a trailing slash).
+fn parse_base(name: &str, url: &str) -> Result<(Dest, String), EngineError> {
+    let bad = |reason: String| EngineError::BadTargetUrl {
+        target: name.to_string(),
+        url: url.to_string(),
+        reason,
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(s) if s.eq_ignore_ascii_case("https") => {
+            return Err(EngineError::HttpsUnsupported {
+                target: name.to_string(),
+                url: url.to_string(),
+            });
+        }
+        Some(_) => {
+            return Err(EngineError::UnsupportedScheme {
+                target: name.to_string(),
+                url: url.to_string(),
+            });
+        }
+        None => return Err(bad("it must start with http://".into())),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("no host".into()))?;
+    let dest = Dest::from_authority(authority).map_err(bad)?;
+    if uri.query().is_some() {
+        return Err(bad(
+            "a base URL cannot carry a query; put it in the request path".into(),
+        ));
+    }
+    Ok((dest, uri.path().trim_end_matches('/').to_string()))
+}
+
+fn compile_request(
+    r: &stampede_proto::Request,
+    bases: &[(Dest, String)],
+    targets: &[stampede_proto::Target],
+) -> Result<RequestPlan, EngineError> {
+    let method = if r.method.is_empty() {
+        Method::GET
+    } else {
+        Method::from_bytes(r.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            EngineError::BadMethod {
+                request: r.name.clone(),
+                method: r.method.clone(),
+            }
+        })?
+    };
+    if let Some(&index) = r.targets.iter().find(|&&i| i as usize >= targets.len()) {
+        return Err(EngineError::BadRequestTarget {
+            request: r.name.clone(),
+            index,
+            count: targets.len(),
+        });
+    }
+    let uris = bases
+        .iter()
+        .zip(targets)
+        .map(|((_, base), t)| {
+            join_path(base, &r.path).map_err(|reason| EngineError::BadPath {
+                request: r.name.clone(),
+                path: r.path.clone(),
+                target: t.name.clone(),
+                reason,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut headers = HeaderMap::with_capacity(r.headers.len());
+    for h in &r.headers {
+        let bad = |reason: String| EngineError::BadHeader {
+            request: r.name.clone(),
+            header: h.name.clone(),
+            reason,
+        };
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let value = HeaderValue::from_str(&h.value).map_err(|e| bad(e.to_string()))?;
+        headers.append(name, value);
+    }
+    let expect = r
+        .expect
+        .iter()
+        .map(|&s| {
+            u16::try_from(s)
+                .ok()
+                .filter(|s| (100..=999).contains(s))
+                .ok_or(EngineError::BadExpect {
+                    request: r.name.clone(),
+                    status: s,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RequestPlan {
+        method,
+        uris,
+        headers,
+        body: Bytes::copy_from_slice(&r.body),
+        timeout: if r.timeout_ms == 0 {
+            DEFAULT_TIMEOUT
+        } else {
+            Duration::from_millis(r.timeout_ms)
+        },
+        expect,
+    })
+}
+
+/// Origin-form URI of `base` + `path` (which may carry a query).
+fn join_path(base: &str, path: &str) -> Result<Uri, String> {
+    let joined = match (
+        path.is_empty(),
+        path.starts_with('/') || path.starts_with('?'),
+    ) {
+        (true, _) if base.is_empty() => "/".to_string(),
+        (true, _) => base.to_string(),
+        (false, true) => format!("{base}{path}"),
+        (false, false) => format!("{base}/{path}"),
+    };
+    let joined = if joined.starts_with('?') {
+        format!("/{joined}")
+    } else {
+        joined
+    };
+    let uri: Uri = joined
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return Err("the path must not name a scheme or host".into());
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stampede_proto::{Request, Target};
+
+    fn target(url: &str) -> Target {
+        Target {
+            name: "t".into(),
+            url: url.into(),
+            arch: "arm64".into(),
+            weight: 1,
+        }
+    }
+
+    fn config(url: &str) -> RunConfig {
+        RunConfig {
+            run_id: "r".into(),
+            targets: vec![target(url)],
+            requests: vec![Request {
+                name: "get".into(),
+                path: "/runtime?dim=10".into(),
+                weight: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn joins_base_path_and_request_path() {
+        let plan = Plan::compile(&config("http://127.0.0.1:8081/arm/")).unwrap();
+        assert_eq!(plan.requests[0].uris[0], "/arm/runtime?dim=10");
+        let dest = &plan.targets[0].dest;
+        assert_eq!((dest.host.as_str(), dest.port), ("127.0.0.1", 8081));
+        assert_eq!(dest.host_header, "127.0.0.1:8081");
+        assert_eq!(plan.arch_header, "x-arch");
+        assert_eq!(plan.requests[0].method, Method::GET);
+    }
+
+    #[test]
+    fn join_edge_cases() {
+        assert_eq!(join_path("", "").unwrap(), "/");
+        assert_eq!(join_path("/a", "").unwrap(), "/a");
+        assert_eq!(join_path("/a", "b").unwrap(), "/a/b");
+        assert_eq!(join_path("", "?q=1").unwrap(), "/?q=1");
+        // A request path is always a path on the target, never another host.
+        assert_eq!(join_path("", "http://evil/x").unwrap(), "/http://evil/x");
+        assert!(join_path("/a", "b c").is_err());
+    }
+
+    #[test]
+    fn https_is_a_clear_error() {
+        let err = Plan::compile(&config("https://example.invalid/")).unwrap_err();
+        assert!(matches!(err, EngineError::HttpsUnsupported { .. }), "{err}");
+        assert!(err.to_string().contains("https"), "{err}");
+    }
+
+    #[test]
+    fn ipv6_literal_host() {
+        let plan = Plan::compile(&config("http://[::1]:9000")).unwrap();
+        assert_eq!(plan.targets[0].dest.host, "::1");
+        assert_eq!(plan.targets[0].dest.host_header, "[::1]:9000");
+        assert_eq!(plan.requests[0].uris[0], "/runtime?dim=10");
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        let mut cfg = config("http://127.0.0.1:1");
+        cfg.requests[0].method = "G ET".into();
+        assert!(matches!(
+            Plan::compile(&cfg),
+            Err(EngineError::BadMethod { .. })
+        ));
+
+        let mut cfg = config("http://127.0.0.1:1");
+        cfg.requests[0].weight = 0;
+        assert!(matches!(
+            Plan::compile(&cfg),
+            Err(EngineError::NoRequests { .. })
+        ));
+
+        let mut cfg = config("http://127.0.0.1:1");
+        cfg.requests[0].targets = vec![3];
+        assert!(matches!(
+            Plan::compile(&cfg),
+            Err(EngineError::BadRequestTarget { .. })
+        ));
+
+        let mut cfg = config("http://127.0.0.1:1");
+        cfg.model = LoadModel::Open as i32;
+        assert!(matches!(
+            Plan::compile(&cfg),
+            Err(EngineError::Unsupported(_))
+        ));
+
+        assert!(matches!(
+            Plan::compile(&config("ftp://h/")),
+            Err(EngineError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            Plan::compile(&config("127.0.0.1:80")),
+            Err(EngineError::BadTargetUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn request_restricted_to_targets() {
+        let mut cfg = config("http://127.0.0.1:1/a");
+        cfg.targets.push(target("http://127.0.0.1:2/b"));
+        cfg.requests[0].targets = vec![1];
+        // Target 0 has no request left.
+        assert!(matches!(
+            Plan::compile(&cfg),
+            Err(EngineError::NoRequests { .. })
+        ));
+        cfg.requests.push(Request {
+            name: "only-a".into(),
+            path: "/x".into(),
+            weight: 1,
+            targets: vec![0],
+            ..Default::default()
+        });
+        let plan = Plan::compile(&cfg).unwrap();
+        let mut rng = rand::rng();
+        assert!((0..100).all(|_| plan.targets[0].choice.pick(&mut rng) == 1));
+        assert!((0..100).all(|_| plan.targets[1].choice.pick(&mut rng) == 0));
+    }
+}
