@@ -183,14 +183,24 @@ mod tests {
         // Sizes straddling the tile edges (J_BLOCK, K_BLOCK) and the odd ones.
         for dim in [1, 2, 3, 7, 31, 64, 255, 257, 513] {
             let (a, b) = random_pair(dim, dim as u64);
-            assert_eq!(multiply(&a, &b, dim), multiply_naive(&a, &b, dim), "dim {dim}");
+            assert_eq!(
+                multiply(&a, &b, dim),
+                multiply_naive(&a, &b, dim),
+                "dim {dim}"
+            );
         }
     }
 
     #[test]
     fn kernel_matches_naive_on_negative_and_large_entries() {
         let mut rng = SmallRng::seed_from_u64(7);
-        for (dim, bound) in [(40, 1), (40, 2_000), (37, 1 << 15), (33, 1 << 20), (20, i32::MAX)] {
+        for (dim, bound) in [
+            (40, 1),
+            (40, 2_000),
+            (37, 1 << 15),
+            (33, 1 << 20),
+            (20, i32::MAX),
+        ] {
             let a = random_entries(dim * dim, -bound, bound, &mut rng);
             let b = random_entries(dim * dim, -bound, bound, &mut rng);
             let naive: Vec<i64> = {

@@ -159,7 +159,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"stampede_workload_requests_total{route="other",status="404"} 1"#));
-        assert!(text.contains(r#"stampede_workload_requests_total{route="/healthz",status="other"} 1"#));
+        assert!(
+            text.contains(r#"stampede_workload_requests_total{route="/healthz",status="other"} 1"#)
+        );
         assert!(text.contains("stampede_workload_compute_seconds_count 1"));
         assert!(text.contains(r#"stampede_workload_server_info{arch="arm64""#));
         assert!(text.ends_with("# EOF\n"));

@@ -46,7 +46,10 @@ impl Route {
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
             "/metrics" => Route::Metrics,
-            p if p == APP || p.strip_prefix(APP).is_some_and(|rest| rest.starts_with('/')) => {
+            p if p == APP
+                || p.strip_prefix(APP)
+                    .is_some_and(|rest| rest.starts_with('/')) =>
+            {
                 Route::App
             }
             _ => Route::NotFound,
@@ -103,7 +106,8 @@ const APP: &str = "/app";
 pub fn split_location(path: &str, query: Option<&str>, to_arm: bool) -> String {
     let rest = path.strip_prefix(APP).unwrap_or(path);
     let prefix = if to_arm { "/arm" } else { "/amd" };
-    let mut location = String::with_capacity(prefix.len() + rest.len() + 1 + query.map_or(0, str::len));
+    let mut location =
+        String::with_capacity(prefix.len() + rest.len() + 1 + query.map_or(0, str::len));
     location.push_str(prefix);
     location.push_str(rest);
     if let Some(query) = query {
@@ -131,7 +135,10 @@ pub enum QueryError {
     DimNotPositive { value: String },
     #[error("dim {value} exceeds the maximum {max}")]
     DimTooLarge { value: String, max: usize },
-    #[error("seed must be a whole number between 0 and {}, got {value:?}", u64::MAX)]
+    #[error(
+        "seed must be a whole number between 0 and {}, got {value:?}",
+        u64::MAX
+    )]
     SeedNotANumber { value: String },
 }
 
@@ -157,9 +164,9 @@ pub fn runtime_params(
         match key {
             "dim" if dim.is_none() => dim = Some(parse_dim(value, max_dim)?),
             "seed" if seed.is_none() => {
-                let parsed = value.parse::<u64>().map_err(|_| QueryError::SeedNotANumber {
-                    value: echo(value),
-                })?;
+                let parsed = value
+                    .parse::<u64>()
+                    .map_err(|_| QueryError::SeedNotANumber { value: echo(value) })?;
                 seed = Some(parsed);
             }
             _ => {}
@@ -173,10 +180,8 @@ pub fn runtime_params(
 
 fn parse_dim(value: &str, max: usize) -> Result<usize, QueryError> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if let Some(magnitude) = value.strip_prefix('-') {
-        if digits(magnitude) {
-            return Err(QueryError::DimNotPositive { value: echo(value) });
-        }
+    if value.strip_prefix('-').is_some_and(digits) {
+        return Err(QueryError::DimNotPositive { value: echo(value) });
     }
     if !digits(value) {
         return Err(QueryError::DimNotANumber {
@@ -246,18 +251,33 @@ mod tests {
         assert_eq!(runtime_params(None, 500, 2000).unwrap().dim, 500);
         assert_eq!(p("x=1&dim=2000").unwrap().dim, 2000);
         assert_eq!(p("dim=3&dim=abc").unwrap().dim, 3);
-        assert!(matches!(p("dim=abc"), Err(QueryError::DimNotANumber { .. })));
+        assert!(matches!(
+            p("dim=abc"),
+            Err(QueryError::DimNotANumber { .. })
+        ));
         assert!(matches!(p("dim="), Err(QueryError::DimNotANumber { .. })));
-        assert!(matches!(p("dim=1.5"), Err(QueryError::DimNotANumber { .. })));
-        assert!(matches!(p("dim=%31"), Err(QueryError::DimNotANumber { .. })));
-        assert!(matches!(p("dim=-5"), Err(QueryError::DimNotPositive { .. })));
+        assert!(matches!(
+            p("dim=1.5"),
+            Err(QueryError::DimNotANumber { .. })
+        ));
+        assert!(matches!(
+            p("dim=%31"),
+            Err(QueryError::DimNotANumber { .. })
+        ));
+        assert!(matches!(
+            p("dim=-5"),
+            Err(QueryError::DimNotPositive { .. })
+        ));
         assert!(matches!(p("dim=0"), Err(QueryError::DimNotPositive { .. })));
         assert!(matches!(p("dim=2001"), Err(QueryError::DimTooLarge { .. })));
         assert!(matches!(
             p("dim=99999999999999999999999999"),
             Err(QueryError::DimTooLarge { .. })
         ));
-        assert!(matches!(p("seed=-1"), Err(QueryError::SeedNotANumber { .. })));
+        assert!(matches!(
+            p("seed=-1"),
+            Err(QueryError::SeedNotANumber { .. })
+        ));
         let long = format!("dim={}", "x".repeat(10_000));
         assert!(p(&long).unwrap_err().to_string().len() < 200);
     }
