@@ -99,8 +99,12 @@ impl Snapshot {
                 .copied()
                 .unwrap_or(0.0)
         };
-        let by_arch = agg
-            .by_arch()
+        // Declared arches show from the start, even before their first request.
+        let mut arches = agg.by_arch();
+        for t in agg.targets() {
+            arches.entry(t.arch.clone()).or_default();
+        }
+        let by_arch = arches
             .iter()
             .map(|(arch, t)| Row::from_tally(arch.clone(), arch.clone(), arch_rps(arch), t))
             .collect();

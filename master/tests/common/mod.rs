@@ -25,6 +25,9 @@ use tokio::net::TcpListener;
 pub struct Counts {
     pub served: AtomicU64,
     pub served_5xx: AtomicU64,
+    /// How long each request really waited, µs: timers overshoot, so the oracle for latency
+    /// is the delay the server actually applied, not the one it asked for.
+    pub delays_us: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Counts {
@@ -33,6 +36,12 @@ impl Counts {
     }
     pub fn served_5xx(&self) -> u64 {
         self.served_5xx.load(Ordering::SeqCst)
+    }
+    /// Median of the applied delays, ms.
+    pub fn median_delay_ms(&self) -> f64 {
+        let mut d = self.delays_us.lock().unwrap().clone();
+        d.sort_unstable();
+        d.get(d.len() / 2).copied().unwrap_or(0) as f64 / 1000.0
     }
 }
 
@@ -115,7 +124,13 @@ async fn handle(
     b: Behaviour,
     counts: Arc<Counts>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let start = Instant::now();
     tokio::time::sleep(b.delay).await;
+    counts
+        .delays_us
+        .lock()
+        .unwrap()
+        .push(start.elapsed().as_micros() as u64);
     let n = counts.served.fetch_add(1, Ordering::SeqCst) + 1;
     let fail = b.every_5xx > 0 && n % b.every_5xx == 0;
     if fail {
