@@ -242,47 +242,156 @@ fn redirect_target(
     resolve_location(location.as_bytes(), current, current_uri).map(Some)
 }
 
-/// Resolves a Location header against the current request.
+/// Resolves a Location header against the current request (RFC 3986 reference resolution,
+/// for the forms servers send: absolute URL, network-path, absolute path, relative path, query).
 fn resolve_location(location: &[u8], current: &Dest, current_uri: &Uri) -> Result<Redirect, Error> {
     let bad =
         |why: &str| Error::Redirect(format!("{why}: {:?}", String::from_utf8_lossy(location)));
     let text = std::str::from_utf8(location)
         .map_err(|_| bad("Location is not UTF-8"))?
         .trim();
+    let same_host = |path: String| -> Result<Redirect, Error> {
+        let uri = origin_form(&remove_dot_segments(&path)).map_err(|_| bad("bad path"))?;
+        Ok(Redirect {
+            dest: current.clone(),
+            uri,
+        })
+    };
     if let Some(rest) = text.strip_prefix("//") {
         // Network-path reference: same scheme (http), other authority.
         return resolve_location(format!("http://{rest}").as_bytes(), current, current_uri);
+    }
+    if text.starts_with('/') {
+        return same_host(text.to_string());
+    }
+    if let Some(query) = text.strip_prefix('?') {
+        return same_host(format!("{}?{query}", current_uri.path()));
+    }
+    let has_scheme = text.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    });
+    if !has_scheme {
+        // Relative path: against the current path's directory.
+        let dir = current_uri
+            .path()
+            .rsplit_once('/')
+            .map_or("", |(dir, _)| dir);
+        return same_host(format!("{dir}/{text}"));
     }
     let uri: Uri = text.parse().map_err(|_| bad("unparsable Location"))?;
     match (uri.scheme_str(), uri.authority()) {
         (Some("http"), Some(authority)) => {
             let dest = Dest::from_authority(authority).map_err(|e| bad(&e))?;
-            let uri = origin_form(uri.path_and_query().map_or("/", |p| p.as_str()))
-                .map_err(|_| bad("bad path"))?;
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            let uri = origin_form(&remove_dot_segments(path)).map_err(|_| bad("bad path"))?;
             Ok(Redirect { dest, uri })
         }
-        (Some(scheme), _) => Err(bad(&format!("redirect to {scheme}:// is not supported"))),
-        (None, Some(_)) => Err(bad("Location names a host without a scheme")),
-        (None, None) => {
-            let path = if text.starts_with('/') {
-                text.to_string()
-            } else {
-                // Relative reference: resolve against the current path's directory.
-                let dir = current_uri
-                    .path()
-                    .rsplit_once('/')
-                    .map_or("", |(dir, _)| dir);
-                format!("{dir}/{text}")
-            };
-            let uri = origin_form(&path).map_err(|_| bad("bad path"))?;
-            Ok(Redirect {
-                dest: current.clone(),
-                uri,
-            })
+        (Some(scheme), _) => Err(bad(&format!("redirect to {scheme}: is not supported"))),
+        (None, _) => Err(bad("unparsable Location")),
+    }
+}
+
+/// Removes `.` and `..` segments from a path (the query is left alone).
+fn remove_dot_segments(path_and_query: &str) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    out.pop();
+                }
+                // A trailing dot segment leaves a directory: keep the trailing slash.
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
         }
     }
+    let mut result = format!("/{}", out.join("/"));
+    if let Some(q) = query {
+        result.push('?');
+        result.push_str(q);
+    }
+    result
 }
 
 fn origin_form(path_and_query: &str) -> Result<Uri, hyper::http::uri::InvalidUri> {
     path_and_query.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(authority: &str) -> Dest {
+        Dest::from_authority(&authority.parse().unwrap()).unwrap()
+    }
+
+    fn resolve(location: &str, uri: &str) -> Result<(String, u16, String), Error> {
+        let r = resolve_location(
+            location.as_bytes(),
+            &dest("a.test:8080"),
+            &uri.parse().unwrap(),
+        )?;
+        Ok((r.dest.host, r.dest.port, r.uri.to_string()))
+    }
+
+    #[test]
+    fn locations_resolve_like_a_browser() {
+        let here = |p: &str| ("a.test".to_string(), 8080, p.to_string());
+        assert_eq!(
+            resolve("/arm/runtime", "/app/runtime").unwrap(),
+            here("/arm/runtime")
+        );
+        assert_eq!(
+            resolve("../amd/x?y=1", "/app/b/c").unwrap(),
+            here("/app/amd/x?y=1")
+        );
+        assert_eq!(resolve("d", "/app/b/c").unwrap(), here("/app/b/d"));
+        assert_eq!(resolve("?page=2", "/list").unwrap(), here("/list?page=2"));
+        assert_eq!(resolve("/a/./b/../c", "/").unwrap(), here("/a/c"));
+        assert_eq!(
+            resolve("http://b.test/arm?x=1", "/app").unwrap(),
+            ("b.test".to_string(), 80, "/arm?x=1".to_string())
+        );
+        assert_eq!(
+            resolve("//b.test:81/z", "/app").unwrap(),
+            ("b.test".to_string(), 81, "/z".to_string())
+        );
+        assert_eq!(
+            resolve("http://b.test", "/app").unwrap(),
+            ("b.test".to_string(), 80, "/".to_string())
+        );
+    }
+
+    #[test]
+    fn unsupported_locations_are_errors() {
+        assert!(matches!(
+            resolve("https://b.test/", "/"),
+            Err(Error::Redirect(_))
+        ));
+        assert!(matches!(
+            resolve("mailto:x@y", "/"),
+            Err(Error::Redirect(_))
+        ));
+        assert!(matches!(resolve("/a b", "/"), Err(Error::Redirect(_))));
+    }
+
+    #[test]
+    fn dot_segments() {
+        assert_eq!(remove_dot_segments("/a/b/../../.."), "/");
+        assert_eq!(remove_dot_segments("/a/b/.."), "/a/");
+        assert_eq!(remove_dot_segments("/a/./b"), "/a/b");
+        assert_eq!(remove_dot_segments("/"), "/");
+    }
 }

@@ -1,0 +1,256 @@
+//! Real HTTP servers on 127.0.0.1 for the worker's tests, each counting what it serves, and
+//! helpers to build run configurations and read recorded histograms.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use stampede_worker::proto::{self, Outcome, RunConfig, WaitKind};
+use stampede_worker::record::{Histograms, Key};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// How a test server answers.
+#[derive(Clone, Default)]
+pub struct Behaviour {
+    /// Delay before answering.
+    pub delay: Duration,
+    /// Every n-th request (1-based) gets a 503; 0: never.
+    pub every_nth_503: u64,
+    /// `x-arch` value to send, if any.
+    pub arch: Option<&'static str>,
+    /// Path prefix → Location for a 302.
+    pub redirects: Vec<(String, String)>,
+}
+
+/// What a server counted.
+#[derive(Default)]
+pub struct Counts {
+    pub served: AtomicU64,
+    pub status_503: AtomicU64,
+    pub redirected: AtomicU64,
+}
+
+impl Counts {
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::SeqCst)
+    }
+    pub fn status_503(&self) -> u64 {
+        self.status_503.load(Ordering::SeqCst)
+    }
+    pub fn redirected(&self) -> u64 {
+        self.redirected.load(Ordering::SeqCst)
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub counts: Arc<Counts>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A hyper HTTP/1.1 server with keep-alive.
+pub async fn http_server(behaviour: Behaviour) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(Counts::default());
+    let behaviour = Arc::new(behaviour);
+    let task = {
+        let counts = counts.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let counts = counts.clone();
+                let behaviour = behaviour.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let counts = counts.clone();
+                        let behaviour = behaviour.clone();
+                        async move { Ok::<_, Infallible>(answer(req, &behaviour, &counts).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        })
+    };
+    TestServer { addr, counts, task }
+}
+
+async fn answer(req: Request<Incoming>, b: &Behaviour, counts: &Counts) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    if let Some((_, location)) = b
+        .redirects
+        .iter()
+        .find(|(p, _)| path.starts_with(p.as_str()))
+    {
+        counts.redirected.fetch_add(1, Ordering::SeqCst);
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", location.as_str())
+            .header("x-arch", "redirector")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
+    let n = counts.served.fetch_add(1, Ordering::SeqCst) + 1;
+    if !b.delay.is_zero() {
+        tokio::time::sleep(b.delay).await;
+    }
+    let status = if b.every_nth_503 > 0 && n.is_multiple_of(b.every_nth_503) {
+        counts.status_503.fetch_add(1, Ordering::SeqCst);
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = Response::builder().status(status);
+    if let Some(arch) = b.arch {
+        resp = resp.header("x-arch", arch);
+    }
+    // A body bigger than one read, so it arrives in several frames.
+    resp.body(Full::new(Bytes::from(vec![b'x'; 64 * 1024])))
+        .unwrap()
+}
+
+/// A raw server that answers one request per connection with a keep-alive response (no
+/// `Connection: close`), then closes the connection shortly after: what an idle timeout does.
+pub async fn closing_server(arch: &'static str) -> TestServer {
+    raw_server(move |mut stream, counts| async move {
+        if !read_request(&mut stream).await {
+            return;
+        }
+        counts.served.fetch_add(1, Ordering::SeqCst);
+        let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-arch: {arch}\r\n\r\nok");
+        let _ = stream.write_all(resp.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Dropping the stream closes it.
+    })
+    .await
+}
+
+/// A raw server that reads a request and closes the connection without answering.
+pub async fn hangup_server() -> TestServer {
+    raw_server(|mut stream, counts| async move {
+        if read_request(&mut stream).await {
+            counts.served.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+    .await
+}
+
+async fn raw_server<F, Fut>(handle: F) -> TestServer
+where
+    F: Fn(tokio::net::TcpStream, Arc<Counts>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(Counts::default());
+    let task = {
+        let counts = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(handle(stream, counts.clone()));
+            }
+        })
+    };
+    TestServer { addr, counts, task }
+}
+
+/// Reads one bodiless request's head; false at EOF.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+/// A port nothing listens on.
+pub async fn dead_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A closed-model run configuration: one target, one GET request.
+pub fn run_config(url: &str, declared_arch: &str, path: &str) -> RunConfig {
+    RunConfig {
+        run_id: "test-run".into(),
+        report_interval_ms: 1000,
+        arch_header: "x-arch".into(),
+        targets: vec![proto::Target {
+            name: "t0".into(),
+            url: url.into(),
+            arch: declared_arch.into(),
+            weight: 1,
+        }],
+        requests: vec![proto::Request {
+            name: "get".into(),
+            method: "GET".into(),
+            path: path.into(),
+            weight: 1,
+            timeout_ms: 10_000,
+            ..Default::default()
+        }],
+        wait: Some(proto::Wait {
+            kind: WaitKind::None as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Total requests recorded.
+pub fn total(h: &Histograms) -> u64 {
+    h.values().map(|h| h.len()).sum()
+}
+
+/// Requests recorded per (outcome, arch).
+pub fn by_outcome_arch(h: &Histograms) -> HashMap<(Outcome, String), u64> {
+    let mut out = HashMap::new();
+    for (k, v) in h {
+        *out.entry((k.outcome, k.arch.to_string())).or_insert(0) += v.len();
+    }
+    out
+}
+
+/// Requests recorded with one outcome.
+pub fn count_outcome(h: &Histograms, outcome: Outcome) -> u64 {
+    h.iter()
+        .filter(|(k, _)| k.outcome == outcome)
+        .map(|(_, v)| v.len())
+        .sum()
+}
+
+pub fn keys(h: &Histograms) -> Vec<&Key> {
+    h.keys().collect()
+}
