@@ -179,10 +179,12 @@ impl Aggregator {
                 .record(s.class, s.unexpected, s.count, &s.hist);
             if let Some(b) = bucket.as_deref_mut() {
                 *b.by_target.entry(s.target).or_default() += s.count;
-                b.by_arch
-                    .entry(s.arch.clone())
-                    .or_default()
-                    .record(s.class, s.unexpected, s.count, &s.hist);
+                b.by_arch.entry(s.arch.clone()).or_default().record(
+                    s.class,
+                    s.unexpected,
+                    s.count,
+                    &s.hist,
+                );
             }
         }
         Ok(Ingested::Counted)
@@ -397,13 +399,23 @@ mod tests {
         );
         assert_eq!(a.ingest(&r), Ok(Ingested::Counted));
         assert_eq!(a.ingest(&r), Ok(Ingested::Duplicate));
-        let r3 = report("w1", 3, 3000, vec![series(0, "arm64", Class::Status(5), &[1])]);
+        let r3 = report(
+            "w1",
+            3,
+            3000,
+            vec![series(0, "arm64", Class::Status(5), &[1])],
+        );
         assert_eq!(a.ingest(&r3), Ok(Ingested::Counted));
         assert_eq!(a.ingest(&r3), Ok(Ingested::Duplicate));
         let r2 = report("w1", 2, 2000, vec![]);
         assert_eq!(a.ingest(&r2), Ok(Ingested::Counted));
         // Another worker's seq 1 is a different report.
-        let other = report("w2", 1, 1000, vec![series(1, "amd64", Class::Status(2), &[5])]);
+        let other = report(
+            "w2",
+            1,
+            1000,
+            vec![series(1, "amd64", Class::Status(2), &[5])],
+        );
         assert_eq!(a.ingest(&other), Ok(Ingested::Counted));
         let t = a.totals();
         assert_eq!(t.requests, 4);
@@ -433,10 +445,20 @@ mod tests {
         let mut r = report("w1", 1, 1000, vec![]);
         r.run_id = "other".into();
         assert!(matches!(a.ingest(&r), Err(IngestError::WrongRun { .. })));
-        let r = report("w1", 1, 1000, vec![series(7, "arm64", Class::Status(2), &[1])]);
+        let r = report(
+            "w1",
+            1,
+            1000,
+            vec![series(7, "arm64", Class::Status(2), &[1])],
+        );
         assert_eq!(a.ingest(&r), Err(IngestError::UnknownTarget(7)));
         // A rejected report does not burn its sequence number.
-        let r = report("w1", 1, 1000, vec![series(0, "arm64", Class::Status(2), &[1])]);
+        let r = report(
+            "w1",
+            1,
+            1000,
+            vec![series(0, "arm64", Class::Status(2), &[1])],
+        );
         assert_eq!(a.ingest(&r), Ok(Ingested::Counted));
     }
 

@@ -22,7 +22,11 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_NOT_CARRIED_OUT: u8 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "stampede-master", version, about = "Distributed HTTP load generator: the master")]
+#[command(
+    name = "stampede-master",
+    version,
+    about = "Distributed HTTP load generator: the master"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +38,8 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a scenario and print the resolved plan; sends no request.
     Check(CheckArgs),
+    /// Local demo: two workload servers (arm64, amd64 labels), a local worker, the live view.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -47,7 +53,12 @@ pub struct RunArgs {
     #[arg(long, env = "STAMPEDE_SUMMARY", value_name = "PATH")]
     pub summary: Option<PathBuf>,
     /// Remote workers to wait for before starting (0: run local workers only).
-    #[arg(long, env = "STAMPEDE_EXPECT_WORKERS", default_value_t = 0, value_name = "N")]
+    #[arg(
+        long,
+        env = "STAMPEDE_EXPECT_WORKERS",
+        default_value_t = 0,
+        value_name = "N"
+    )]
     pub expect_workers: usize,
     /// In-process workers (default 1 when no remote workers are expected, else 0).
     #[arg(long, env = "STAMPEDE_LOCAL_WORKERS", value_name = "N")]
@@ -130,7 +141,10 @@ impl RunArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -155,17 +169,19 @@ fn init_logging() {
 async fn dispatch(command: Command) -> u8 {
     match command {
         Command::Check(args) => check(&args),
-        Command::Run(args) => match run(args).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                EXIT_NOT_CARRIED_OUT
-            }
-        },
+        Command::Run(args) => report_error(run(args).await),
+        Command::Demo(args) => report_error(crate::demo::run(args).await),
     }
 }
 
-fn load_or_report(path: &std::path::Path, overrides: &[String]) -> Result<Scenario, u8> {
+fn report_error(result: anyhow::Result<u8>) -> u8 {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        EXIT_NOT_CARRIED_OUT
+    })
+}
+
+pub(crate) fn load_or_report(path: &std::path::Path, overrides: &[String]) -> Result<Scenario, u8> {
     scenario::load(path, overrides).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_BAD_INPUT
@@ -244,28 +260,59 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let summary_path = args
+    let options = ExecuteOptions {
+        headless: args.headless,
+        summary: args.summary.clone(),
+        remote_workers: args.expect_workers,
+        local_workers: args.local_workers(),
+        bind: args.bind_addr(),
+        token: args.token.clone(),
+        wait_workers: args.wait_workers,
+        heartbeat_interval: args.heartbeat_interval,
+        liveness_timeout: args.liveness_timeout,
+        status_every: args.status_every,
+    };
+    execute(scenario, options).await
+}
+
+/// How to carry out a loaded scenario.
+#[derive(Debug, Clone)]
+pub struct ExecuteOptions {
+    pub headless: bool,
+    pub summary: Option<PathBuf>,
+    pub remote_workers: usize,
+    pub local_workers: usize,
+    pub bind: SocketAddr,
+    pub token: Option<String>,
+    pub wait_workers: Duration,
+    pub heartbeat_interval: Duration,
+    pub liveness_timeout: Duration,
+    pub status_every: Duration,
+}
+
+/// Serves gRPC, starts the local workers, runs the controller, reports the verdict.
+pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result<u8> {
+    let summary_path = opts
         .summary
         .clone()
         .or_else(|| scenario.output.summary.clone())
         .unwrap_or_else(|| PathBuf::from("summary.json"));
-    let local = args.local_workers();
-    let expect = args.expect_workers + local;
+    let expect = opts.remote_workers + opts.local_workers;
     if expect == 0 {
         eprintln!("error: no workers: give --local-workers N or --expect-workers N");
         return Ok(EXIT_BAD_INPUT);
     }
-    let listener = server::bind(args.bind_addr())
+    let listener = server::bind(opts.bind)
         .await
-        .with_context(|| format!("cannot listen on {}", args.bind_addr()))?;
+        .with_context(|| format!("cannot listen on {}", opts.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!("master listening on {addr}");
 
     let (events_tx, events_rx) = mpsc::channel(4096);
     let service = Service::new(
         ServiceConfig {
-            token: args.token.clone(),
-            heartbeat_interval: args.heartbeat_interval,
+            token: opts.token.clone(),
+            heartbeat_interval: opts.heartbeat_interval,
         },
         events_tx,
     );
@@ -275,17 +322,17 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         service,
         server_stop.clone().cancelled_owned(),
     ));
-    let workers = crate::local::spawn(local, addr, args.token.clone());
+    let workers = crate::local::spawn(opts.local_workers, addr, opts.token.clone());
 
     let stop = CancellationToken::new();
     crate::shutdown::install(stop.clone());
-    let view = Box::new(Headless::new(std::io::stdout(), args.status_every));
+    let view = Box::new(Headless::new(std::io::stdout(), opts.status_every));
     let settings = RunSettings {
         expect_workers: expect,
-        wait_workers: args.wait_workers,
+        wait_workers: opts.wait_workers,
         summary_path: summary_path.clone(),
-        heartbeat_interval: args.heartbeat_interval,
-        liveness_timeout: args.liveness_timeout,
+        heartbeat_interval: opts.heartbeat_interval,
+        liveness_timeout: opts.liveness_timeout,
     };
     let controller = Controller::new(scenario, settings, events_rx, view, stop);
     let finished = controller.run().await;

@@ -39,7 +39,10 @@ pub fn assign(total: u32, target_weights: &[u32], workers: usize) -> Vec<Vec<u32
     }
     let n = workers as u32;
     let mut next = 0usize;
-    for (t, users) in split_weighted(total, target_weights).into_iter().enumerate() {
+    for (t, users) in split_weighted(total, target_weights)
+        .into_iter()
+        .enumerate()
+    {
         for row in out.iter_mut() {
             row[t] = users / n;
         }

@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod controller;
 pub mod decode;
+pub mod demo;
 pub mod dispatch;
 pub mod headless;
 pub mod local;

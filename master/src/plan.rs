@@ -88,10 +88,7 @@ impl Plan {
         if t >= self.duration {
             return None;
         }
-        self.segments
-            .iter()
-            .enumerate()
-            .find(|(_, s)| t < s.end)
+        self.segments.iter().enumerate().find(|(_, s)| t < s.end)
     }
 }
 

@@ -111,7 +111,9 @@ async fn read_hello(inbound: &mut Streaming<pb::WorkerMessage>) -> Result<pb::He
         kind: Some(Kind::Hello(hello)),
     }) = first
     else {
-        return Err(Status::invalid_argument("the first message must be a hello"));
+        return Err(Status::invalid_argument(
+            "the first message must be a hello",
+        ));
     };
     if hello.protocol_version != PROTOCOL_VERSION {
         return Err(Status::failed_precondition(format!(

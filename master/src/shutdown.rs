@@ -10,7 +10,9 @@ const INTERRUPTED: i32 = 130;
 pub fn install(stop: CancellationToken) {
     tokio::spawn(async move {
         wait_signal().await;
-        tracing::warn!("stopping: in-flight requests finish, then the summary is written (again to quit now)");
+        tracing::warn!(
+            "stopping: in-flight requests finish, then the summary is written (again to quit now)"
+        );
         stop.cancel();
         wait_signal().await;
         std::process::exit(INTERRUPTED);

@@ -41,14 +41,14 @@ fn hdr_count(results: &Value) -> u64 {
 fn assert_matches_servers(s: &Value, arm: &TestServer, amd: &TestServer) {
     let (arm_n, amd_n) = (arm.counts.served(), amd.counts.served());
     let (arm_5, amd_5) = (arm.counts.served_5xx(), amd.counts.served_5xx());
-    assert!(arm_n > 50 && amd_n > 50, "too little traffic: {arm_n} {amd_n}");
+    assert!(
+        arm_n > 50 && amd_n > 50,
+        "too little traffic: {arm_n} {amd_n}"
+    );
     assert_eq!(s["schema"], "stampede.summary.v1");
     assert_eq!(s["totals"]["requests"], arm_n + amd_n);
     assert_eq!(s["totals"]["status"]["5xx"], arm_5 + amd_5);
-    assert_eq!(
-        s["totals"]["status"]["2xx"],
-        arm_n + amd_n - arm_5 - amd_5
-    );
+    assert_eq!(s["totals"]["status"]["2xx"], arm_n + amd_n - arm_5 - amd_5);
     for kind in ["connect", "reset", "timeout", "other"] {
         assert_eq!(s["totals"]["errors"][kind], 0, "{kind}");
     }
@@ -79,7 +79,11 @@ fn assert_matches_servers(s: &Value, arm: &TestServer, amd: &TestServer) {
         .flat_map(|p| p["by_arch"].as_object().unwrap().values())
         .map(|a| a["requests"].as_u64().unwrap())
         .sum();
-    assert_eq!(in_series, arm_n + amd_n, "every request lands in one interval");
+    assert_eq!(
+        in_series,
+        arm_n + amd_n,
+        "every request lands in one interval"
+    );
     let cmp = &s["comparison"];
     assert_eq!(cmp["baseline"], "amd64");
     let arm_rps = s["by_arch"]["arm64"]["rps"].as_f64().unwrap();
@@ -132,7 +136,10 @@ fn remote_worker_processes_count_exactly_what_the_servers_served() {
     assert!(ids.contains(&"w1") && ids.contains(&"w2"));
     // The headless view printed status blocks with both arches.
     let out = master.stdout.lock().unwrap().join("\n");
-    assert!(out.contains("arch arm64") && out.contains("arch amd64"), "{out}");
+    assert!(
+        out.contains("arch arm64") && out.contains("arch amd64"),
+        "{out}"
+    );
     assert!(out.contains("workers 2"), "{out}");
 }
 
@@ -241,7 +248,10 @@ fn bad_scenario_exits_2_naming_the_key() {
             Duration::from_secs(30),
         );
         assert_eq!(code, Some(2), "{cmd}: {err}");
-        assert!(err.contains("bad.toml") && err.contains("target[0].url"), "{err}");
+        assert!(
+            err.contains("bad.toml") && err.contains("target[0].url"),
+            "{err}"
+        );
     }
 }
 
@@ -282,5 +292,8 @@ fn wrong_token_is_refused_and_the_worker_says_why() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.to_lowercase().contains("token"), "{err}");
-    assert_eq!(wait_exit(&mut master.child, Duration::from_secs(30)), Some(3));
+    assert_eq!(
+        wait_exit(&mut master.child, Duration::from_secs(30)),
+        Some(3)
+    );
 }

@@ -5,7 +5,12 @@ use stampede_proto as pb;
 use super::model::{Connection, Scenario, Wait};
 
 /// Header names whose values never leave the master in a summary or a log.
-const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key"];
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
 
 /// The compiled scenario for the workers of run `run_id`.
 pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {

@@ -56,7 +56,10 @@ fn validate_targets(s: &Scenario) -> Result<(), Invalid> {
         match url::Url::parse(&t.url) {
             Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
             Ok(u) if u.scheme() == "https" => {
-                return bad(key("url"), "https targets are not supported yet; use http://");
+                return bad(
+                    key("url"),
+                    "https targets are not supported yet; use http://",
+                );
             }
             Ok(_) => return bad(key("url"), format!("`{}` must be an http:// URL", t.url)),
             Err(e) => return bad(key("url"), format!("`{}` is not a URL: {e}", t.url)),
@@ -79,7 +82,10 @@ fn validate_requests(s: &Scenario) -> Result<(), Invalid> {
             return bad(key("name"), format!("duplicate request name `{}`", r.name));
         }
         if http::Method::from_bytes(r.method.as_bytes()).is_err() {
-            return bad(key("method"), format!("`{}` is not an HTTP method", r.method));
+            return bad(
+                key("method"),
+                format!("`{}` is not an HTTP method", r.method),
+            );
         }
         if !r.path.starts_with('/') {
             return bad(key("path"), format!("`{}` must start with /", r.path));
@@ -104,7 +110,10 @@ fn validate_requests(s: &Scenario) -> Result<(), Invalid> {
 
 fn validate_load(s: &Scenario) -> Result<(), Invalid> {
     if s.load.model == Model::Open {
-        return bad("load.model", "the open model is not supported yet; use \"closed\"");
+        return bad(
+            "load.model",
+            "the open model is not supported yet; use \"closed\"",
+        );
     }
     match s.load.users {
         Some(0) => return bad("load.users", "must be at least 1"),
@@ -116,7 +125,10 @@ fn validate_load(s: &Scenario) -> Result<(), Invalid> {
     if let Some(rate) = s.load.spawn_rate
         && !(rate.is_finite() && rate > 0.0)
     {
-        return bad("load.spawn_rate", "must be a positive number of users per second");
+        return bad(
+            "load.spawn_rate",
+            "must be a positive number of users per second",
+        );
     }
     if let Wait::Between { min, max } = s.load.wait
         && min > max

@@ -152,7 +152,8 @@ pub fn master_bin() -> PathBuf {
 /// The worker binary: built beside the master's by `cargo test --workspace`; when it is
 /// missing (the master's tests alone), built here with the same cargo.
 pub fn worker_bin() -> PathBuf {
-    let path = master_bin().with_file_name(format!("stampede-worker{}", std::env::consts::EXE_SUFFIX));
+    let path =
+        master_bin().with_file_name(format!("stampede-worker{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
@@ -261,7 +262,13 @@ pub fn run_master(args: &[&str], dir: &Path, limit: Duration) -> (Option<i32>, S
 }
 
 /// A scenario against an arm and an amd target.
-pub fn two_target_scenario(arm: &str, amd: &str, users: u32, run_time: &str, extra: &str) -> String {
+pub fn two_target_scenario(
+    arm: &str,
+    amd: &str,
+    users: u32,
+    run_time: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 name = "e2e"
