@@ -35,8 +35,8 @@ const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 pings detect a dead master within interval + timeout even when it sends nothing, so a
 /// worker that loses its master stops generating load in bounded time.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs one session to its end.
 pub(crate) async fn run(opts: WorkerOptions) -> Result<(), WorkerError> {

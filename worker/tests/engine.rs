@@ -77,9 +77,10 @@ async fn recorded_counts_match_the_server_exactly() {
         }
     }
     let p50 = Duration::from_micros(ok.value_at_quantile(0.5));
+    eprintln!("p50 {p50:?} for a server delay of {delay:?}");
     assert!(p50 >= delay, "p50 {p50:?} below the server's delay");
     assert!(
-        p50 <= delay + Duration::from_millis(15),
+        p50 <= delay + Duration::from_millis(20),
         "p50 {p50:?} far above the server's delay"
     );
 }

@@ -201,7 +201,7 @@ pub async fn dead_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// A closed-model run configuration: one target, one GET request.
+/// A closed-model run configuration: one target, one GET request, 2 ms think time.
 pub fn run_config(url: &str, declared_arch: &str, path: &str) -> RunConfig {
     RunConfig {
         run_id: "test-run".into(),
@@ -221,8 +221,10 @@ pub fn run_config(url: &str, declared_arch: &str, path: &str) -> RunConfig {
             timeout_ms: 10_000,
             ..Default::default()
         }],
+        // A short pause keeps tests that run side by side from starving each other's CPU.
         wait: Some(proto::Wait {
-            kind: WaitKind::None as i32,
+            kind: WaitKind::Constant as i32,
+            a_us: 2_000,
             ..Default::default()
         }),
         ..Default::default()
