@@ -102,7 +102,8 @@ impl Client {
             *req.method_mut() = method.clone();
             *req.uri_mut() = uri.clone();
             *req.headers_mut() = r.headers.clone();
-            if !req.headers().contains_key(HOST) {
+            // A Host header from the scenario names the target; elsewhere, the redirect's host.
+            if other.is_some() || !req.headers().contains_key(HOST) {
                 req.headers_mut().insert(HOST, dest.host_header.clone());
             }
             if plan.close_each {

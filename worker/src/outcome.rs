@@ -35,10 +35,10 @@ pub fn is_unexpected(status: u16, expect: &[u16]) -> bool {
 /// The transport error kinds the protocol distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    Connect,
-    Reset,
-    Timeout,
-    Other,
+    Connect = 0,
+    Reset = 1,
+    Timeout = 2,
+    Other = 3,
 }
 
 impl ErrorKind {

@@ -2,6 +2,7 @@
 //! destinations, ready-made URIs and header maps, per-target request choices, the wait strategy.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,6 +87,9 @@ pub(crate) struct Plan {
     pub connect_timeout: Option<Duration>,
     /// `CONNECTION_MODE_CLOSE`: a new connection for every request.
     pub close_each: bool,
+    /// Whether the first transport error of each kind was logged (connect, reset, timeout,
+    /// other): one line per kind and run says what is going on without flooding the log.
+    pub error_logged: [AtomicBool; 4],
 }
 
 impl Plan {
@@ -141,6 +145,7 @@ impl Plan {
             connect_timeout: (cfg.connect_timeout_ms > 0)
                 .then(|| Duration::from_millis(cfg.connect_timeout_ms)),
             close_each: cfg.connection() == ConnectionMode::Close,
+            error_logged: Default::default(),
         })
     }
 }

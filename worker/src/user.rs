@@ -3,14 +3,16 @@
 //! request that was sent is recorded.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
-use crate::http::{Client, Exchange};
-use crate::outcome::{self, classify_error, is_unexpected, status_outcome};
+use crate::http::{self, Client, Exchange};
+use crate::outcome::{ErrorKind, classify_error, is_unexpected, status_outcome};
 use crate::plan::Plan;
 use crate::record::{self, Sample, SharedShard};
 
@@ -61,8 +63,9 @@ impl User {
                 )
             }
             Err(err) => {
-                tracing::trace!("request failed: {err}");
-                (outcome::ErrorKind::outcome(classify_error(err)), true, None)
+                let kind = classify_error(err);
+                self.log_first(kind, err);
+                (kind.outcome(), true, None)
             }
         };
         let sample = Sample {
@@ -75,5 +78,23 @@ impl User {
             latency_us: u64::try_from(exchange.latency.as_micros()).unwrap_or(u64::MAX),
         };
         record::lock(&self.shard).record(sample);
+    }
+
+    /// Logs the first error of each kind in the run; the rest are only counted.
+    fn log_first(&self, kind: ErrorKind, err: &http::Error) {
+        let flag = &self.plan.error_logged[kind as usize];
+        if !flag.load(Ordering::Relaxed) && !flag.swap(true, Ordering::Relaxed) {
+            let target = &self.plan.targets[self.target].name;
+            let mut detail = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !detail.contains(&text) {
+                    detail = format!("{detail}: {text}");
+                }
+                source = cause.source();
+            }
+            warn!(target = %target, "first {kind:?} error of this run (later ones are counted, not logged): {detail}");
+        }
     }
 }
