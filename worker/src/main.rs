@@ -1,4 +1,5 @@
 //! `stampede-worker`: joins a master and runs the users it is given.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
