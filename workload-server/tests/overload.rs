@@ -87,6 +87,8 @@ async fn a_queued_request_is_served_when_the_slot_frees() {
         let server = start(ServerConfig {
             max_inflight: 1,
             max_queue: 1,
+            // Not what this test is about: long enough for any machine.
+            deadline: Duration::from_secs(100),
             ..config()
         })
         .await;

@@ -157,12 +157,20 @@ pub async fn wait_for_in_flight(addr: SocketAddr, n: f64) {
     }
 }
 
-/// A dim whose multiply takes about a second and a half on this machine and build (debug or
-/// release), so that a test can act while it runs without depending on a fixed speed.
+/// A dim whose multiply takes about a second on this machine and build (debug or release), so
+/// that a test can act while it runs without depending on a fixed speed: probes doubling dims
+/// until one takes a fifth of that, then scales by the cube law.
 pub async fn slow_dim(addr: SocketAddr) -> usize {
-    let probe = 200;
-    let reply = get(addr, &format!("/runtime?dim={probe}")).await;
-    let ms = reply.json()["compute_ms"].as_f64().unwrap().max(0.1);
-    let dim = probe as f64 * (1500.0 / ms).cbrt();
-    (dim as usize).clamp(probe, 2000)
+    const TARGET_MS: f64 = 1000.0;
+    const MAX_DIM: usize = 2000;
+    let mut dim = 100;
+    loop {
+        let reply = get(addr, &format!("/runtime?dim={dim}")).await;
+        let ms = reply.json()["compute_ms"].as_f64().unwrap().max(0.01);
+        if ms >= TARGET_MS / 5.0 || dim >= MAX_DIM {
+            let scaled = dim as f64 * (TARGET_MS / ms).cbrt();
+            return (scaled as usize).clamp(100, MAX_DIM);
+        }
+        dim = (dim * 2).min(MAX_DIM);
+    }
 }
