@@ -1,6 +1,7 @@
 //! The command line (`run`, `check`) and the exit codes of SPEC.md: 0 passed, 1 a threshold
 //! failed, 2 bad scenario, flags or input, 3 the run could not be carried out.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controller::{Controller, RunSettings, Verdict};
 use crate::headless::Headless;
+use crate::metrics::{self, Metrics};
 use crate::scenario::{self, Scenario};
 use crate::server::{self, Service, ServiceConfig};
+use crate::view::{Tee, View};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_THRESHOLDS: u8 = 1;
@@ -94,6 +97,34 @@ pub struct RunArgs {
     /// How often the headless view prints a status block.
     #[arg(long, env = "STAMPEDE_STATUS_EVERY", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
     pub status_every: Duration,
+    /// Serve Prometheus metrics on GET http://ADDR/metrics (off unless given).
+    #[arg(long, env = "STAMPEDE_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Also print the JSON summary to standard output at the end, between
+    /// `-----BEGIN STAMPEDE SUMMARY-----` and `-----END STAMPEDE SUMMARY-----` lines.
+    #[arg(long, env = "STAMPEDE_PRINT_SUMMARY")]
+    pub print_summary: bool,
+    /// After the run, stay up this long (or `forever`) before exiting, still serving /metrics
+    /// for a last scrape; a signal ends the wait.
+    #[arg(long, env = "STAMPEDE_LINGER", default_value = "0s", value_parser = parse_linger, value_name = "DUR")]
+    pub linger: Linger,
+}
+
+/// How long the master stays up once the run is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linger {
+    For(Duration),
+    /// Until a signal: a Kubernetes Deployment must not restart a finished run.
+    Forever,
+}
+
+fn parse_linger(value: &str) -> Result<Linger, String> {
+    if value == "forever" {
+        return Ok(Linger::Forever);
+    }
+    humantime::parse_duration(value)
+        .map(Linger::For)
+        .map_err(|e| format!("{e}: expected a duration such as 30s or 10m, or `forever`"))
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +302,9 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         heartbeat_interval: args.heartbeat_interval,
         liveness_timeout: args.liveness_timeout,
         status_every: args.status_every,
+        metrics_bind: args.metrics_bind,
+        print_summary: args.print_summary,
+        linger: args.linger,
     };
     execute(scenario, options).await
 }
@@ -288,6 +322,12 @@ pub struct ExecuteOptions {
     pub heartbeat_interval: Duration,
     pub liveness_timeout: Duration,
     pub status_every: Duration,
+    /// Where to serve `/metrics`, if anywhere.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Print the summary to standard output at the end.
+    pub print_summary: bool,
+    /// How long to stay up after the run.
+    pub linger: Linger,
 }
 
 /// Serves gRPC, starts the local workers, runs the controller, reports the verdict.
@@ -324,9 +364,28 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
     ));
     let workers = crate::local::spawn(opts.local_workers, addr, opts.token.clone());
 
+    let metrics_stop = CancellationToken::new();
+    let mut views: Vec<Box<dyn View>> = vec![Box::new(Headless::new(
+        std::io::stdout(),
+        opts.status_every,
+    ))];
+    if let Some(bind) = opts.metrics_bind {
+        let metrics = Metrics::new(&scenario.name);
+        let listener = metrics::bind(bind)
+            .await
+            .with_context(|| format!("cannot serve metrics on {bind}"))?;
+        tracing::info!("metrics listening on {}", listener.local_addr()?);
+        tokio::spawn(metrics::serve(
+            listener,
+            metrics.clone(),
+            metrics_stop.clone(),
+        ));
+        views.push(Box::new(metrics));
+    }
+    let view = Box::new(Tee(views));
+
     let stop = CancellationToken::new();
     crate::shutdown::install(stop.clone());
-    let view = Box::new(Headless::new(std::io::stdout(), opts.status_every));
     let settings = RunSettings {
         expect_workers: expect,
         wait_workers: opts.wait_workers,
@@ -334,7 +393,7 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
         heartbeat_interval: opts.heartbeat_interval,
         liveness_timeout: opts.liveness_timeout,
     };
-    let controller = Controller::new(scenario, settings, events_rx, view, stop);
+    let controller = Controller::new(scenario, settings, events_rx, view, stop.clone());
     let finished = controller.run().await;
 
     // Let local workers see their Quit and close their streams before the server goes.
@@ -344,7 +403,14 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
     server_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
 
-    Ok(match finished.verdict {
+    if opts.print_summary
+        && let Some(summary) = &finished.summary
+    {
+        print_summary(summary);
+    }
+    // A run that never started has nothing to show: exit at once, so that a pod restarts.
+    let ran = finished.summary.is_some();
+    let code = match finished.verdict {
         Verdict::Passed => {
             eprintln!("summary written to {}", summary_path.display());
             EXIT_OK
@@ -361,5 +427,51 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
             eprintln!("error: {why}");
             EXIT_NOT_CARRIED_OUT
         }
-    })
+    };
+    if ran {
+        linger(opts.linger, &stop).await;
+    }
+    metrics_stop.cancel();
+    Ok(code)
+}
+
+/// First and last line around the summary that `--print-summary` writes, so that it can be cut
+/// out of a pod's log.
+pub const SUMMARY_BEGIN: &str = "-----BEGIN STAMPEDE SUMMARY-----";
+pub const SUMMARY_END: &str = "-----END STAMPEDE SUMMARY-----";
+
+/// The summary on standard output, as written to its file.
+fn print_summary(summary: &crate::summary::Summary) {
+    match serde_json::to_string_pretty(summary) {
+        Ok(json) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{SUMMARY_BEGIN}\n{json}\n{SUMMARY_END}");
+            let _ = out.flush();
+        }
+        Err(e) => eprintln!("error: cannot print the summary: {e}"),
+    }
+}
+
+/// Stays up after the run for `linger`, unless a signal came (or comes) first.
+async fn linger(linger: Linger, stop: &CancellationToken) {
+    if stop.is_cancelled() {
+        return;
+    }
+    match linger {
+        Linger::For(d) if d.is_zero() => {}
+        Linger::For(d) => {
+            tracing::info!(
+                "run over; staying up for {} (--linger)",
+                humantime::format_duration(d)
+            );
+            tokio::select! {
+                () = tokio::time::sleep(d) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+        Linger::Forever => {
+            tracing::info!("run over; staying up until stopped (--linger forever)");
+            stop.cancelled().await;
+        }
+    }
 }

@@ -139,6 +139,8 @@ impl Controller {
         self.stop_workers().await;
         self.quit_all("run complete");
         self.agg.close_all();
+        // The views' last picture holds every final report, as the summary does.
+        self.show();
         let mut summary = Summary::build(
             &self.agg,
             RunFacts {

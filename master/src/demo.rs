@@ -108,6 +108,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         heartbeat_interval: Duration::from_secs(1),
         liveness_timeout: Duration::from_secs(3),
         status_every: args.status_every,
+        metrics_bind: None,
+        print_summary: false,
+        linger: crate::cli::Linger::For(Duration::ZERO),
     };
     let code = execute(scenario, options).await;
     stop_servers.cancel();

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod headless;
 pub mod local;
+pub mod metrics;
 pub mod plan;
 pub mod registry;
 pub mod scenario;

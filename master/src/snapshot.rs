@@ -21,6 +21,10 @@ pub struct Row {
     pub ratio_5xx: f64,
     /// Transport errors.
     pub errors: u64,
+    /// Responses by status class; index 0 is 1xx.
+    pub status: [u64; 5],
+    /// Transport errors by kind, in `tally::ERROR_KINDS` order.
+    pub error_kinds: [u64; 4],
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -38,6 +42,8 @@ impl Row {
             s5xx: t.count_5xx(),
             ratio_5xx: t.ratio_5xx(),
             errors: t.error_count(),
+            status: t.status,
+            error_kinds: t.errors,
             p50_ms: t.quantile_ms(0.5),
             p95_ms: t.quantile_ms(0.95),
             p99_ms: t.quantile_ms(0.99),

@@ -10,3 +10,20 @@ pub trait View: Send {
     /// Called once with the final summary.
     fn finish(&mut self, summary: &Summary);
 }
+
+/// Several views of one run, each given every snapshot (e.g. the terminal and `/metrics`).
+pub struct Tee(pub Vec<Box<dyn View>>);
+
+impl View for Tee {
+    fn update(&mut self, snapshot: &Snapshot) {
+        for view in &mut self.0 {
+            view.update(snapshot);
+        }
+    }
+
+    fn finish(&mut self, summary: &Summary) {
+        for view in &mut self.0 {
+            view.finish(summary);
+        }
+    }
+}

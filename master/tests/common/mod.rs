@@ -132,7 +132,7 @@ async fn handle(
         .unwrap()
         .push(start.elapsed().as_micros() as u64);
     let n = counts.served.fetch_add(1, Ordering::SeqCst) + 1;
-    let fail = b.every_5xx > 0 && n % b.every_5xx == 0;
+    let fail = b.every_5xx > 0 && n.is_multiple_of(b.every_5xx);
     if fail {
         counts.served_5xx.fetch_add(1, Ordering::SeqCst);
     }
