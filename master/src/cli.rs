@@ -17,6 +17,7 @@ use crate::headless::Headless;
 use crate::metrics::{self, Metrics};
 use crate::scenario::{self, Scenario};
 use crate::server::{self, Service, ServiceConfig};
+use crate::tui::Tui;
 use crate::view::{Tee, View};
 
 pub const EXIT_OK: u8 = 0;
@@ -193,7 +194,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::tui::terminal::LogWriter)
         .try_init();
 }
 
@@ -330,6 +331,18 @@ pub struct ExecuteOptions {
     pub linger: Linger,
 }
 
+/// The terminal UI when stdout is a terminal and `--headless` is not given, else status lines.
+fn choose_view(headless: bool, status_every: Duration, stop: &CancellationToken) -> Box<dyn View> {
+    use std::io::IsTerminal;
+    if !headless && std::io::stdout().is_terminal() {
+        match Tui::start(stop.clone(), status_every) {
+            Ok(tui) => return Box::new(tui),
+            Err(e) => tracing::warn!("cannot start the terminal UI ({e}); printing status lines"),
+        }
+    }
+    Box::new(Headless::new(std::io::stdout(), status_every))
+}
+
 /// Serves gRPC, starts the local workers, runs the controller, reports the verdict.
 pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result<u8> {
     let summary_path = opts
@@ -364,11 +377,10 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
     ));
     let workers = crate::local::spawn(opts.local_workers, addr, opts.token.clone());
 
+    let stop = CancellationToken::new();
+    crate::shutdown::install(stop.clone());
     let metrics_stop = CancellationToken::new();
-    let mut views: Vec<Box<dyn View>> = vec![Box::new(Headless::new(
-        std::io::stdout(),
-        opts.status_every,
-    ))];
+    let mut views: Vec<Box<dyn View>> = vec![choose_view(opts.headless, opts.status_every, &stop)];
     if let Some(bind) = opts.metrics_bind {
         let metrics = Metrics::new(&scenario.name);
         let listener = metrics::bind(bind)
@@ -384,8 +396,6 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
     }
     let view = Box::new(Tee(views));
 
-    let stop = CancellationToken::new();
-    crate::shutdown::install(stop.clone());
     let settings = RunSettings {
         expect_workers: expect,
         wait_workers: opts.wait_workers,

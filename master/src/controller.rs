@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{Aggregator, TargetInfo};
+use crate::command::Command;
 use crate::dispatch::{Ramp, assign};
 use crate::plan::Plan;
 use crate::registry::{JoinError, Registry, State};
@@ -17,6 +18,7 @@ use crate::server::Event;
 use crate::snapshot::{Progress, Snapshot};
 use crate::summary::{RunFacts, Summary};
 use crate::thresholds::Threshold;
+use crate::valid_load::ValidLoad;
 use crate::view::View;
 
 /// How often the controller re-plans the load (the spawn-rate granularity).
@@ -25,6 +27,10 @@ const TICK: Duration = Duration::from_millis(100);
 const FINAL_REPORT_GRACE: Duration = Duration::from_secs(5);
 /// Reports a worker may get rejected before it is disconnected.
 const MAX_REJECTED_REPORTS: u32 = 10;
+/// The live view's `+`/`-` move the goal by this fraction of the scenario's peak users.
+const USERS_STEP_FRACTION: f64 = 0.1;
+/// The most users the live view may add on top of the plan.
+const MAX_USERS_SHIFT: i64 = 1_000_000;
 
 /// Everything about a run that is not in the scenario.
 #[derive(Debug, Clone)]
@@ -75,6 +81,13 @@ pub struct Controller {
     users_due: u32,
     rejected: std::collections::HashMap<String, u32>,
     notices: Vec<String>,
+    started_at: SystemTime,
+    /// Commands from the view (keys), if it sends any.
+    commands: Option<mpsc::Receiver<Command>>,
+    /// Users added to the plan's goal from the view.
+    users_shift: i64,
+    users_step: u32,
+    valid_load: ValidLoad,
 }
 
 impl Controller {
@@ -82,7 +95,7 @@ impl Controller {
         scenario: Scenario,
         settings: RunSettings,
         events: mpsc::Receiver<Event>,
-        view: Box<dyn View>,
+        mut view: Box<dyn View>,
         stop: CancellationToken,
     ) -> Controller {
         let run_id = new_run_id();
@@ -97,7 +110,13 @@ impl Controller {
             .collect();
         let requests = scenario.requests.iter().map(|r| r.name.clone()).collect();
         let interval_ms = config.report_interval_ms;
+        let commands = view.commands();
         Controller {
+            started_at: SystemTime::now(),
+            commands,
+            users_shift: 0,
+            users_step: users_step(&scenario),
+            valid_load: ValidLoad::from_thresholds(&scenario.thresholds),
             plan: Plan::from_scenario(&scenario),
             ramp: Ramp::new(scenario.load.spawn_rate),
             agg: Aggregator::new(run_id, interval_ms, targets, requests),
@@ -132,7 +151,6 @@ impl Controller {
                 summary: None,
             };
         }
-        let started_at = SystemTime::now();
         self.start();
         self.drive().await;
         let load_time = self.run_elapsed();
@@ -141,17 +159,7 @@ impl Controller {
         self.agg.close_all();
         // The views' last picture holds every final report, as the summary does.
         self.show();
-        let mut summary = Summary::build(
-            &self.agg,
-            RunFacts {
-                name: self.scenario.name.clone(),
-                scenario: scenario::redacted(&self.scenario),
-                started_at,
-                ended_at: SystemTime::now(),
-                duration_s: load_time.as_secs_f64(),
-                workers: self.registry.history().to_vec(),
-            },
-        );
+        let mut summary = self.summary_so_far(load_time);
         let failed = self.evaluate_thresholds(&mut summary);
         self.view.finish(&summary);
         let verdict = match summary.write(&self.settings.summary_path) {
@@ -166,6 +174,21 @@ impl Controller {
             verdict,
             summary: Some(summary),
         }
+    }
+
+    /// The summary of what has been counted so far, over `duration` of load.
+    fn summary_so_far(&self, duration: Duration) -> Summary {
+        Summary::build(
+            &self.agg,
+            RunFacts {
+                name: self.scenario.name.clone(),
+                scenario: scenario::redacted(&self.scenario),
+                started_at: self.started_at,
+                ended_at: SystemTime::now(),
+                duration_s: duration.as_secs_f64(),
+                workers: self.registry.history().to_vec(),
+            },
+        )
     }
 
     fn evaluate_thresholds(&self, summary: &mut Summary) -> Vec<String> {
@@ -217,6 +240,7 @@ impl Controller {
     }
 
     fn start(&mut self) {
+        self.started_at = SystemTime::now();
         self.run_start = Some(Instant::now());
         self.last_tick = Instant::now();
         tracing::info!(
@@ -269,6 +293,7 @@ impl Controller {
                     self.agg.close_intervals(self.run_elapsed().as_millis() as u64);
                 }
                 _ = show.tick() => self.show(),
+                cmd = next_command(&mut self.commands) => self.on_command(cmd),
                 () = self.stop.cancelled() => {
                     tracing::info!("stop requested");
                     break;
@@ -284,18 +309,54 @@ impl Controller {
             elapsed,
             duration: self.plan.duration(),
             stage: self.plan.stage_at(elapsed),
-            users_goal: self.plan.stage_goal(elapsed).round() as u32,
+            stage_target: self.shifted(self.plan.stage_goal(elapsed)).round() as u32,
+            users_goal: self.shifted(self.plan.goal_at(elapsed)).round() as u32,
+            users_shift: self.users_shift,
+            users_step: self.users_step,
+            valid_load: self.valid_load.clone(),
             notices: std::mem::take(&mut self.notices),
         };
         let snapshot = Snapshot::build(progress, &self.agg, &self.registry);
         self.view.update(&snapshot);
     }
 
+    /// A plan level with the view's adjustment, never below zero.
+    fn shifted(&self, level: f64) -> f64 {
+        (level + self.users_shift as f64).max(0.0)
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::ShiftUsers(steps) => {
+                let delta = i64::from(steps) * i64::from(self.users_step);
+                self.users_shift =
+                    (self.users_shift + delta).clamp(-MAX_USERS_SHIFT, MAX_USERS_SHIFT);
+                tracing::info!(shift = self.users_shift, "users goal adjusted");
+            }
+            Command::Export => self.export(),
+        }
+        // Answer the key at once rather than at the next interval.
+        self.show();
+    }
+
+    /// Writes the summary so far to `*.partial.json` beside the summary path.
+    fn export(&mut self) {
+        let path = partial_path(&self.settings.summary_path);
+        let mut summary = self.summary_so_far(self.run_elapsed());
+        self.evaluate_thresholds(&mut summary);
+        let notice = match summary.write(&path) {
+            Ok(()) => format!("summary so far written to {}", path.display()),
+            Err(e) => format!("cannot write the summary to {}: {e}", path.display()),
+        };
+        tracing::info!("{notice}");
+        self.notices.push(notice);
+    }
+
     /// Moves the global level toward the plan and sends changed assignments.
     fn dispatch(&mut self) {
         let dt = self.last_tick.elapsed().as_secs_f64();
         self.last_tick = Instant::now();
-        let goal = self.plan.goal_at(self.run_elapsed());
+        let goal = self.shifted(self.plan.goal_at(self.run_elapsed()));
         self.users_due = self.ramp.advance(goal, dt);
         let weights: Vec<u32> = self.scenario.targets.iter().map(|t| t.weight).collect();
         let running: Vec<(String, u64)> = self
@@ -447,6 +508,12 @@ impl Controller {
         let result = match report {
             Ok(r) => {
                 w.users = r.users;
+                let secs = r.end_ms.saturating_sub(r.start_ms) as f64 / 1000.0;
+                w.rps = if secs > 0.0 {
+                    r.requests() as f64 / secs
+                } else {
+                    0.0
+                };
                 let seq = r.seq;
                 self.agg.ingest(&r).map(|_| seq).map_err(|e| e.to_string())
             }
@@ -519,6 +586,36 @@ impl Controller {
             }));
         }
     }
+}
+
+/// The next command from the view; never ready when the view sends none.
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Command {
+    loop {
+        match commands {
+            Some(rx) => match rx.recv().await {
+                Some(cmd) => return cmd,
+                None => *commands = None,
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Users one `+`/`-` moves: a tenth of the scenario's peak, at least one.
+fn users_step(s: &Scenario) -> u32 {
+    let peak = s
+        .load
+        .users
+        .into_iter()
+        .chain(s.stages.iter().filter_map(|st| st.users))
+        .max()
+        .unwrap_or(0);
+    ((f64::from(peak) * USERS_STEP_FRACTION).round() as u32).max(1)
+}
+
+/// Where `e` writes the summary so far: `summary.json` -> `summary.partial.json`.
+pub fn partial_path(summary: &std::path::Path) -> PathBuf {
+    summary.with_extension("partial.json")
 }
 
 /// A run id unique enough to tell runs apart in logs and summaries.

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod cli;
+pub mod command;
 pub mod controller;
 pub mod decode;
 pub mod demo;
@@ -20,4 +21,6 @@ pub mod snapshot;
 pub mod summary;
 pub mod tally;
 pub mod thresholds;
+pub mod tui;
+pub mod valid_load;
 pub mod view;

@@ -39,6 +39,8 @@ pub struct Worker {
     pub outbox: Outbox,
     pub state: State,
     pub users: u32,
+    /// Requests per second in its last report.
+    pub rps: f64,
     pub cpu_percent: f32,
     pub last_seen: Instant,
     /// Its current assignment, users per target.
@@ -97,6 +99,7 @@ impl Registry {
             outbox,
             state: State::Connected,
             users: 0,
+            rps: 0.0,
             cpu_percent: 0.0,
             last_seen: Instant::now(),
             assigned: Vec::new(),

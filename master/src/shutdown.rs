@@ -15,6 +15,7 @@ pub fn install(stop: CancellationToken) {
         );
         stop.cancel();
         wait_signal().await;
+        crate::tui::terminal::restore();
         std::process::exit(INTERRUPTED);
     });
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::aggregate::{Aggregator, SeriesPoint};
 use crate::registry::Registry;
+use crate::summary::PREFERRED_BASELINE;
 use crate::tally::Tally;
+use crate::valid_load::{Limit, ValidLoad};
 
 /// One line of the comparison table.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,9 +31,16 @@ pub struct Row {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The 5XX limit of valid load, on arch rows.
+    pub limit_5xx: Option<Limit>,
 }
 
 impl Row {
+    /// Whether the load on this arch is valid (5XX under its limit); `None` on other rows.
+    pub fn valid_load(&self) -> Option<bool> {
+        self.limit_5xx.map(|l| l.holds(self.ratio_5xx))
+    }
+
     fn from_tally(label: String, arch: String, rps_now: f64, t: &Tally) -> Row {
         Row {
             label,
@@ -48,7 +57,44 @@ impl Row {
             p95_ms: t.quantile_ms(0.95),
             p99_ms: t.quantile_ms(0.99),
             max_ms: t.max_ms(),
+            limit_5xx: None,
         }
+    }
+}
+
+/// One arch against the baseline (amd64 when present, as in the summary's comparison).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ratio {
+    pub arch: String,
+    pub baseline: String,
+    /// Throughput over the run so far, this arch's over the baseline's; `None` while the
+    /// baseline has no requests.
+    pub rps: Option<f64>,
+    /// p99 over the baseline's (lower is better); `None` while the baseline has none.
+    pub p99: Option<f64>,
+}
+
+impl Ratio {
+    /// Every non-baseline arch row against the baseline row.
+    pub fn all(by_arch: &[Row]) -> Vec<Ratio> {
+        let Some(base) = by_arch
+            .iter()
+            .find(|r| r.label == PREFERRED_BASELINE)
+            .or_else(|| by_arch.first())
+        else {
+            return Vec::new();
+        };
+        let div = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+        by_arch
+            .iter()
+            .filter(|r| r.label != base.label)
+            .map(|r| Ratio {
+                arch: r.label.clone(),
+                baseline: base.label.clone(),
+                rps: div(r.requests as f64, base.requests as f64),
+                p99: div(r.p99_ms, base.p99_ms),
+            })
+            .collect()
     }
 }
 
@@ -59,6 +105,8 @@ pub struct WorkerRow {
     pub arch: String,
     pub hostname: String,
     pub users: u32,
+    /// Requests per second in its last report.
+    pub rps: f64,
     pub cpu_percent: f32,
     pub heartbeat_age: Duration,
     pub state: &'static str,
@@ -71,12 +119,21 @@ pub struct Snapshot {
     pub duration: Duration,
     /// Stage k of n.
     pub stage: (usize, usize),
+    /// The level the current stage is heading for.
+    pub stage_target: u32,
+    /// The plan's level now (users), including the live adjustment.
     pub users_goal: u32,
     pub users_running: u32,
+    /// Users added (or removed, when negative) from the live view.
+    pub users_shift: i64,
+    /// Users one `+`/`-` adds or removes.
+    pub users_step: u32,
     pub rps_now: f64,
     pub totals: Row,
     pub by_arch: Vec<Row>,
     pub by_target: Vec<Row>,
+    /// Each arch against the baseline.
+    pub ratios: Vec<Ratio>,
     pub workers: Vec<WorkerRow>,
     pub series: Vec<SeriesPoint>,
     /// Lines worth telling the user about (a worker left, a report was rejected).
@@ -89,7 +146,11 @@ pub struct Progress {
     pub elapsed: Duration,
     pub duration: Duration,
     pub stage: (usize, usize),
+    pub stage_target: u32,
     pub users_goal: u32,
+    pub users_shift: i64,
+    pub users_step: u32,
+    pub valid_load: ValidLoad,
     pub notices: Vec<String>,
 }
 
@@ -110,9 +171,12 @@ impl Snapshot {
         for t in agg.targets() {
             arches.entry(t.arch.clone()).or_default();
         }
-        let by_arch = arches
+        let by_arch: Vec<Row> = arches
             .iter()
-            .map(|(arch, t)| Row::from_tally(arch.clone(), arch.clone(), arch_rps(arch), t))
+            .map(|(arch, t)| Row {
+                limit_5xx: Some(progress.valid_load.limit(arch)),
+                ..Row::from_tally(arch.clone(), arch.clone(), arch_rps(arch), t)
+            })
             .collect();
         let by_target = agg
             .targets()
@@ -135,6 +199,7 @@ impl Snapshot {
                 arch: w.arch.clone(),
                 hostname: w.hostname.clone(),
                 users: w.users,
+                rps: w.rps,
                 cpu_percent: w.cpu_percent,
                 heartbeat_age: w.last_seen.elapsed(),
                 state: w.state.label(),
@@ -145,10 +210,14 @@ impl Snapshot {
             elapsed: progress.elapsed,
             duration: progress.duration,
             stage: progress.stage,
+            stage_target: progress.stage_target,
             users_goal: progress.users_goal,
             users_running: workers.iter().map(|w| w.users).sum(),
+            users_shift: progress.users_shift,
+            users_step: progress.users_step,
             rps_now,
             totals: Row::from_tally("total".into(), String::new(), rps_now, &agg.totals()),
+            ratios: Ratio::all(&by_arch),
             by_arch,
             by_target,
             workers,

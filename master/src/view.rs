@@ -1,14 +1,22 @@
 //! The two ways a run is shown: both read the same [`Snapshot`].
 
+use tokio::sync::mpsc;
+
+use crate::command::Command;
 use crate::snapshot::Snapshot;
 use crate::summary::Summary;
 
 /// A live view of a run.
 pub trait View: Send {
-    /// Called with a fresh snapshot about once per report interval.
+    /// Called with a fresh snapshot about once per report interval. Must not block: the
+    /// controller ingests reports on the same task.
     fn update(&mut self, snapshot: &Snapshot);
     /// Called once with the final summary.
     fn finish(&mut self, summary: &Summary);
+    /// The commands this view sends (keys in the TUI), taken once by the controller.
+    fn commands(&mut self) -> Option<mpsc::Receiver<Command>> {
+        None
+    }
 }
 
 /// Several views of one run, each given every snapshot (e.g. the terminal and `/metrics`).
@@ -25,5 +33,10 @@ impl View for Tee {
         for view in &mut self.0 {
             view.finish(summary);
         }
+    }
+
+    /// The commands of the first view that sends any (only the terminal does).
+    fn commands(&mut self) -> Option<mpsc::Receiver<Command>> {
+        self.0.iter_mut().find_map(|v| v.commands())
     }
 }
