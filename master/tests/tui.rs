@@ -1,32 +1,45 @@
 //! The live view in a real terminal: `stampede-master demo` runs in a detached tmux session of
-//! 80x24; the screen must show arm64 and amd64 rows with live numbers, `q` must stop the run
-//! gracefully (exit 0, the summary written), and the terminal must be given back (the
-//! end-of-run lines are on the normal screen afterwards). Skips, saying why, without tmux.
+//! 80x24; the screen must show arm64 and amd64 rows with live numbers, `+` must bring one more
+//! user running, `e` must write the summary so far, `q` must stop the run gracefully (exit 0,
+//! the summary written), and the terminal must be given back (the end-of-run lines are on the
+//! normal screen afterwards). Skips, saying why, without tmux.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// The demo's run time: `q` ends it long before, this is only the margin on a busy machine.
+const RUN_TIME_S: u64 = 60;
 /// How long the demo may take to show both arches (it compiles nothing; this is start-up,
 /// the ramp and the first report intervals on a busy machine).
 const SHOW_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long after `q` the run may take to finish (stop timeout 10s + report grace 5s + exit).
-const EXIT_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long after `q` the master may take to exit: the stop timeout (10s) and the final-report
+/// grace (5s) at worst, then workers, servers and the runtime wind down (5s bounds each).
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a key may take to show its effect (a heartbeat or two, the ramp).
+const KEY_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(500);
 
-/// A private tmux server (its own socket), killed when the test ends however it ends.
+/// A private tmux server (its socket in the test's folder), killed when the test ends.
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
 }
 
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
             .args(args)
             .env_remove("TMUX")
             .output()
             .expect("run tmux")
+    }
+
+    fn send(&self, target: &str, keys: &str) {
+        let sent = self.cmd(&["send-keys", "-t", target, keys]);
+        assert!(sent.status.success(), "send-keys {keys}");
     }
 
     fn screen(&self, target: &str) -> String {
@@ -76,80 +89,184 @@ fn quote(p: &Path) -> String {
     format!("'{}'", p.display())
 }
 
-#[test]
-fn demo_in_tmux_shows_both_arches_live_and_q_exits_0_with_a_summary() {
-    if !tmux_available() {
-        eprintln!("skipped: tmux is not installed (apt-get install -y tmux)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let summary = dir.path().join("summary.json");
-    let exit_file = dir.path().join("exit");
-    let bin = Path::new(env!("CARGO_BIN_EXE_stampede-master"));
-    let script = format!(
-        "cd {dir} && {bin} demo --run-time 30s --users 4 --summary {summary}; echo EXIT=$? > {exit}",
-        dir = quote(dir.path()),
-        bin = quote(bin),
-        summary = quote(&summary),
-        exit = quote(&exit_file),
-    );
-    let tmux = Tmux {
-        socket: format!("stampede-test-{}", std::process::id()),
-    };
-    let session = "demo";
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        session,
-        "-x",
-        "80",
-        "-y",
-        "24",
-        "sh",
-        "-c",
-        &script,
-        ";",
-        "set-option",
-        "-t",
-        session,
-        "remain-on-exit",
-        "on",
-    ]);
-    assert!(
-        started.status.success(),
-        "tmux new-session: {}",
-        String::from_utf8_lossy(&started.stderr)
-    );
+/// A demo run in its own tmux server, with its folder and summary path (the server goes
+/// first, then the folder).
+struct Demo {
+    tmux: Tmux,
+    dir: tempfile::TempDir,
+    summary: std::path::PathBuf,
+}
 
-    let mut last = String::new();
-    let shown = wait_for(SHOW_TIMEOUT, || {
-        last = tmux.screen(session);
-        let arm = live_figures(&last, "arm64")?;
-        let amd = live_figures(&last, "amd64")?;
-        (arm.0 > 0.0 && arm.1 > 0.0 && amd.0 > 0.0 && amd.1 > 0.0).then_some((arm, amd))
-    });
-    let Some((arm, amd)) = shown else {
-        panic!("no live arm64 and amd64 rows within {SHOW_TIMEOUT:?}; last screen:\n{last}");
+const SESSION: &str = "demo";
+
+impl Demo {
+    /// Starts `stampede-master demo` in a detached 80x24 session; `None` (after saying why)
+    /// when tmux is absent.
+    fn start() -> Option<Demo> {
+        if !tmux_available() {
+            eprintln!("skipped: tmux is not installed (apt-get install -y tmux)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let summary = dir.path().join("summary.json");
+        let bin = Path::new(env!("CARGO_BIN_EXE_stampede-master"));
+        // `exec` keeps the pane's pid the master's, for the signal test; the exit status is
+        // then read from tmux, which keeps the dead pane.
+        let script = format!(
+            "cd {dir} && exec {bin} demo --run-time {RUN_TIME_S}s --users 4 --summary {summary}",
+            dir = quote(dir.path()),
+            bin = quote(bin),
+            summary = quote(&summary),
+        );
+        let tmux = Tmux {
+            socket: dir.path().join("tmux.sock"),
+        };
+        let started = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            SESSION,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "sh",
+            "-c",
+            &script,
+            ";",
+            "set-option",
+            "-t",
+            SESSION,
+            "remain-on-exit",
+            "on",
+        ]);
+        assert!(
+            started.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        Some(Demo { tmux, dir, summary })
+    }
+
+    fn screen(&self) -> String {
+        self.tmux.screen(SESSION)
+    }
+
+    fn send(&self, keys: &str) {
+        self.tmux.send(SESSION, keys);
+    }
+
+    /// `(req/s, total)` of the arm64 and amd64 rows once both show live numbers.
+    fn wait_live(&self) -> ((f64, f64), (f64, f64), String) {
+        let mut last = String::new();
+        let shown = wait_for(SHOW_TIMEOUT, || {
+            last = self.screen();
+            let arm = live_figures(&last, "arm64")?;
+            let amd = live_figures(&last, "amd64")?;
+            (arm.0 > 0.0 && arm.1 > 0.0 && amd.0 > 0.0 && amd.1 > 0.0).then_some((arm, amd))
+        });
+        let Some((arm, amd)) = shown else {
+            panic!("no live arm64 and amd64 rows within {SHOW_TIMEOUT:?}; last screen:\n{last}");
+        };
+        (arm, amd, last)
+    }
+
+    /// The master's exit status, once it has exited, and the screen it left: whether the
+    /// pane is still on the alternate screen, and its text.
+    fn wait_exit(&self) -> (i32, Exited) {
+        let state = wait_for(EXIT_TIMEOUT, || {
+            let out = self.tmux.cmd(&[
+                "display-message",
+                "-p",
+                "-t",
+                SESSION,
+                "#{pane_dead} #{pane_dead_status} #{alternate_on}",
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut words = text.split_whitespace();
+            let dead = words.next()? == "1";
+            let status: i32 = words.next()?.parse().ok()?;
+            let alternate = words.next()? == "1";
+            dead.then_some((status, alternate))
+        });
+        let screen = self.screen();
+        let (status, alternate) =
+            state.unwrap_or_else(|| panic!("still running {EXIT_TIMEOUT:?} later:\n{screen}"));
+        (status, Exited { alternate, screen })
+    }
+}
+
+/// The pane after the master exited.
+struct Exited {
+    alternate: bool,
+    screen: String,
+}
+
+/// The terminal was given back: off the alternate screen, the end-of-run lines printed on the
+/// normal one, no dashboard left.
+fn assert_given_back(after: &Exited, total: u64) {
+    let screen = &after.screen;
+    assert!(!after.alternate, "still on the alternate screen:\n{screen}");
+    assert!(
+        screen.contains(&format!("done: {total} requests")),
+        "no end-of-run lines:\n{screen}"
+    );
+    assert!(
+        !screen.contains("per arch and target"),
+        "the dashboard is still there:\n{screen}"
+    );
+}
+
+fn requests(v: &serde_json::Value) -> u64 {
+    v["requests"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn demo_in_tmux_shows_both_arches_live_and_obeys_plus_e_and_q() {
+    let Some(demo) = Demo::start() else {
+        return;
     };
+    let (arm, amd, mut last) = demo.wait_live();
     eprintln!("live screen:\n{last}");
     // The header and keys are there, whole, at 80x24.
     for text in ["stage 1/1", "req/s", "p99", "load", "q stop", "? help"] {
         assert!(last.contains(text), "no `{text}` on screen:\n{last}");
     }
 
-    let sent = tmux.cmd(&["send-keys", "-t", session, "q"]);
-    assert!(sent.status.success());
-    let exit = wait_for(EXIT_TIMEOUT, || std::fs::read_to_string(&exit_file).ok());
-    let after = tmux.screen(session);
-    let exit = exit.unwrap_or_else(|| panic!("no exit within {EXIT_TIMEOUT:?} of q:\n{after}"));
-    assert_eq!(exit.trim(), "EXIT=0", "screen after q:\n{after}");
+    // `+`: one step (a tenth of 4 users, at least 1) more; the worker really runs it.
+    demo.send("+");
+    let more = wait_for(KEY_TIMEOUT, || {
+        last = demo.screen();
+        last.contains("users 5/5 (+1)").then_some(())
+    });
+    assert!(more.is_some(), "+ did not bring 5 users running:\n{last}");
 
-    let text = std::fs::read_to_string(&summary).expect("the summary is written after q");
+    // `e`: the summary so far, beside the summary path.
+    demo.send("e");
+    let partial = demo.dir.path().join("summary.partial.json");
+    let exported = wait_for(KEY_TIMEOUT, || {
+        let text = std::fs::read_to_string(&partial).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        json["totals"]["requests"].as_u64()
+    });
+    let exported = exported.unwrap_or_else(|| panic!("e wrote no {}", partial.display()));
+    assert!(exported > 0);
+    assert!(
+        !demo.summary.exists(),
+        "the final summary exists before the end"
+    );
+
+    demo.send("q");
+    let asked = Instant::now();
+    let (status, after) = demo.wait_exit();
+    eprintln!("exited {:?} after q", asked.elapsed());
+    assert_eq!(status, 0, "screen after q:\n{}", after.screen);
+
+    let text = std::fs::read_to_string(&demo.summary).expect("the summary is written after q");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let requests = |v: &serde_json::Value| v["requests"].as_u64().unwrap_or(0);
     let total = requests(&json["totals"]);
     assert!(total > 0, "{text}");
+    assert!(total >= exported, "final {total} < exported {exported}");
     // What the screen showed was counted: the final figures can only be larger.
     for (arch, (_, shown_total)) in [("arm64", arm), ("amd64", amd)] {
         let counted = requests(&json["by_arch"][arch]);
@@ -158,11 +275,31 @@ fn demo_in_tmux_shows_both_arches_live_and_q_exits_0_with_a_summary() {
             "{arch}: screen showed {shown_total}, summary has {counted}"
         );
     }
-    // q stopped the run early: it did not run its 30 s.
-    assert!(json["duration_s"].as_f64().unwrap() < 30.0, "{text}");
-    // The terminal was given back: the normal screen holds the end-of-run lines.
+    // q stopped the run early: it did not run its course.
     assert!(
-        after.contains(&format!("done: {total} requests")),
-        "screen after exit:\n{after}"
+        json["duration_s"].as_f64().unwrap() < RUN_TIME_S as f64,
+        "{text}"
     );
+    assert_given_back(&after, total);
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_gives_the_terminal_back() {
+    let Some(demo) = Demo::start() else {
+        return;
+    };
+    demo.wait_live();
+    let pid = demo
+        .tmux
+        .cmd(&["display-message", "-p", "-t", SESSION, "#{pane_pid}"]);
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success(), "kill -TERM {pid}");
+    let (status, after) = demo.wait_exit();
+    assert_eq!(status, 0, "screen after SIGTERM:\n{}", after.screen);
+    let text = std::fs::read_to_string(&demo.summary).expect("the summary is written");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let total = requests(&json["totals"]);
+    assert!(total > 0, "{text}");
+    assert_given_back(&after, total);
 }

@@ -65,11 +65,8 @@ impl UiState {
         match action {
             Action::Stop if self.stopping => Effect::Quit,
             Action::Stop => {
+                // The footer says so while it lasts.
                 self.stopping = true;
-                self.note(
-                    None,
-                    "stopping: in-flight requests finish, then the summary".into(),
-                );
                 Effect::Stop
             }
             // Once stopping, the controller no longer takes commands.
@@ -97,15 +94,8 @@ impl UiState {
     /// Keeps the snapshot's notices for the events list.
     pub fn absorb(&mut self, snapshot: &Snapshot) {
         for n in &snapshot.notices {
-            self.note(Some(snapshot.elapsed), n.clone());
+            self.log.push_back((snapshot.elapsed, n.clone()));
         }
-    }
-
-    fn note(&mut self, at: Option<Duration>, text: String) {
-        let at = at
-            .or_else(|| self.log.back().map(|(t, _)| *t))
-            .unwrap_or_default();
-        self.log.push_back((at, text));
         while self.log.len() > LOG_LINES {
             self.log.pop_front();
         }
@@ -135,7 +125,6 @@ mod tests {
         let mut s = UiState::default();
         assert_eq!(s.apply(Action::Stop), Effect::Stop);
         assert!(s.stopping);
-        assert!(s.log.back().is_some_and(|(_, t)| t.contains("stopping")));
         // Commands no longer go out while stopping.
         assert_eq!(s.apply(Action::MoreUsers), Effect::Redraw);
         assert_eq!(s.apply(Action::Export), Effect::Redraw);
