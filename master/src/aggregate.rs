@@ -368,6 +368,7 @@ mod tests {
             users: 2,
             is_final: false,
             dropped: 0,
+            completed_stage: 0,
             series,
         }
     }

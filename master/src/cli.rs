@@ -224,67 +224,11 @@ fn check(args: &CheckArgs) -> u8 {
     match load_or_report(&args.scenario, &args.set) {
         Ok(s) => {
             println!("{}: ok", args.scenario.display());
-            println!("{}", describe(&s));
+            println!("{}", crate::check::describe(&s));
             EXIT_OK
         }
         Err(code) => code,
     }
-}
-
-/// The resolved plan in a few lines.
-pub fn describe(s: &Scenario) -> String {
-    let plan = crate::plan::Plan::from_scenario(s);
-    let mut lines = vec![format!(
-        "run `{}`: {} ({} model), report every {}",
-        s.name,
-        humantime::format_duration(plan.duration()),
-        match s.load.model {
-            scenario::Model::Closed => "closed",
-            scenario::Model::Open => "open",
-        },
-        humantime::format_duration(s.report_interval)
-    )];
-    for t in &s.targets {
-        lines.push(format!(
-            "  target {} -> {} (arch {}, weight {})",
-            t.name, t.url, t.arch, t.weight
-        ));
-    }
-    for r in &s.requests {
-        lines.push(format!(
-            "  request {}: {} {} (weight {}, timeout {})",
-            r.name,
-            r.method,
-            r.path,
-            r.weight,
-            humantime::format_duration(r.timeout)
-        ));
-    }
-    let mut at = Duration::ZERO;
-    if s.stages.is_empty() {
-        lines.push(format!(
-            "  load: {} users, spawn rate {}",
-            s.load.users.unwrap_or(0),
-            s.load
-                .spawn_rate
-                .map_or("all at once".to_owned(), |r| format!("{r}/s"))
-        ));
-    }
-    for (i, st) in s.stages.iter().enumerate() {
-        let end = at + st.duration;
-        lines.push(format!(
-            "  stage {}: {} .. {} -> {} users",
-            i + 1,
-            humantime::format_duration(at),
-            humantime::format_duration(end),
-            st.users.unwrap_or(0)
-        ));
-        at = end;
-    }
-    for (k, v) in &s.thresholds {
-        lines.push(format!("  threshold {k} {v}"));
-    }
-    lines.join("\n")
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<u8> {

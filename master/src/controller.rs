@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{Aggregator, TargetInfo};
 use crate::command::Command;
-use crate::dispatch::{Ramp, assign};
-use crate::plan::Plan;
+use crate::dispatch::{self, Quotas, Ramp};
+use crate::plan::{Cursor, Goal, Plan};
 use crate::registry::{JoinError, Registry, State};
-use crate::scenario::{self, Scenario};
+use crate::scenario::{self, Model, Scenario};
 use crate::server::Event;
 use crate::snapshot::{Progress, Snapshot};
 use crate::summary::{RunFacts, Summary};
@@ -66,8 +66,15 @@ pub struct Finished {
 pub struct Controller {
     scenario: Scenario,
     settings: RunSettings,
-    plan: Plan,
+    cursor: Cursor,
+    /// Where the plan was at the last tick.
+    goal: Option<Goal>,
+    /// The current `requests` stage's shares, fixed when it started.
+    quotas: Option<Quotas>,
     ramp: Ramp,
+    thresholds: Vec<Threshold>,
+    /// Why the run stopped early, if a threshold aborted it.
+    aborted: Option<String>,
     agg: Aggregator,
     registry: Registry,
     config: pb::RunConfig,
@@ -78,7 +85,6 @@ pub struct Controller {
     run_start: Option<Instant>,
     last_tick: Instant,
     epoch: u64,
-    users_due: u32,
     rejected: std::collections::HashMap<String, u32>,
     notices: Vec<String>,
     started_at: SystemTime,
@@ -111,14 +117,23 @@ impl Controller {
         let requests = scenario.requests.iter().map(|r| r.name.clone()).collect();
         let interval_ms = config.report_interval_ms;
         let commands = view.commands();
+        let thresholds = scenario
+            .thresholds
+            .iter()
+            .filter_map(|(key, spec)| Threshold::parse(key, spec).ok())
+            .collect();
         Controller {
             started_at: SystemTime::now(),
             commands,
             users_shift: 0,
             users_step: users_step(&scenario),
             valid_load: ValidLoad::from_thresholds(&scenario.thresholds),
-            plan: Plan::from_scenario(&scenario),
+            cursor: Cursor::new(Plan::from_scenario(&scenario)),
+            goal: None,
+            quotas: None,
             ramp: Ramp::new(scenario.load.spawn_rate),
+            thresholds,
+            aborted: None,
             agg: Aggregator::new(run_id, interval_ms, targets, requests),
             registry: Registry::default(),
             config,
@@ -131,7 +146,6 @@ impl Controller {
             run_start: None,
             last_tick: Instant::now(),
             epoch: 0,
-            users_due: 0,
             rejected: Default::default(),
             notices: Vec::new(),
         }
@@ -160,6 +174,7 @@ impl Controller {
         // The views' last picture holds every final report, as the summary does.
         self.show();
         let mut summary = self.summary_so_far(load_time);
+        summary.aborted = self.aborted.clone();
         let failed = self.evaluate_thresholds(&mut summary);
         self.view.finish(&summary);
         let verdict = match summary.write(&self.settings.summary_path) {
@@ -193,18 +208,42 @@ impl Controller {
 
     fn evaluate_thresholds(&self, summary: &mut Summary) -> Vec<String> {
         summary.thresholds = self
-            .scenario
             .thresholds
             .iter()
-            .filter_map(|(key, expr)| Threshold::parse(key, expr).ok())
             .map(|t| t.evaluate(summary))
             .collect();
-        summary
+        let mut failed: Vec<String> = summary
             .thresholds
             .iter()
             .filter(|t| !t.pass)
             .map(|t| t.expr.clone())
-            .collect()
+            .collect();
+        // A run stopped by a threshold failed, whatever the final figures say.
+        if let Some(why) = &self.aborted
+            && failed.is_empty()
+        {
+            failed.push(why.clone());
+        }
+        failed
+    }
+
+    /// Checks the `abort_on_fail` thresholds on the results so far; true when one fails.
+    fn threshold_aborts(&mut self) -> bool {
+        let elapsed = self.run_elapsed();
+        for t in &self.thresholds {
+            if let Some(value) = t.fails_now(&self.agg, elapsed) {
+                let why = format!(
+                    "{} failed {} into the run (measured {value:.4}): aborted",
+                    t.expr,
+                    humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+                );
+                tracing::warn!("{why}");
+                self.notices.push(why.clone());
+                self.aborted = Some(why);
+                return true;
+            }
+        }
+        false
     }
 
     fn since_master_start(&self) -> Duration {
@@ -285,14 +324,18 @@ impl Controller {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    if self.run_elapsed() >= self.plan.duration() {
+                    self.reap_silent();
+                    if !self.dispatch() {
                         break;
                     }
-                    self.reap_silent();
-                    self.dispatch();
                     self.agg.close_intervals(self.run_elapsed().as_millis() as u64);
                 }
-                _ = show.tick() => self.show(),
+                _ = show.tick() => {
+                    self.show();
+                    if self.threshold_aborts() {
+                        break;
+                    }
+                }
                 cmd = next_command(&mut self.commands) => self.on_command(cmd),
                 () = self.stop.cancelled() => {
                     tracing::info!("stop requested");
@@ -307,10 +350,11 @@ impl Controller {
         let progress = Progress {
             name: self.scenario.name.clone(),
             elapsed,
-            duration: self.plan.duration(),
-            stage: self.plan.stage_at(elapsed),
-            stage_target: self.shifted(self.plan.stage_goal(elapsed)).round() as u32,
-            users_goal: self.shifted(self.plan.goal_at(elapsed)).round() as u32,
+            // Unknown while a `requests` stage decides it: show the time so far.
+            duration: self.cursor.expected_end().unwrap_or(elapsed),
+            stage: self.cursor.stage(),
+            stage_target: self.shifted(self.goal.map_or(0.0, |g| g.heading)).round() as u32,
+            users_goal: self.shifted(self.goal.map_or(0.0, |g| g.level)).round() as u32,
             users_shift: self.users_shift,
             users_step: self.users_step,
             valid_load: self.valid_load.clone(),
@@ -352,43 +396,61 @@ impl Controller {
         self.notices.push(notice);
     }
 
-    /// Moves the global level toward the plan and sends changed assignments.
-    fn dispatch(&mut self) {
+    /// Moves the plan on and sends changed assignments; false once the plan is over.
+    fn dispatch(&mut self) -> bool {
         let dt = self.last_tick.elapsed().as_secs_f64();
         self.last_tick = Instant::now();
-        let goal = self.shifted(self.plan.goal_at(self.run_elapsed()));
-        self.users_due = self.ramp.advance(goal, dt);
-        let weights: Vec<u32> = self.scenario.targets.iter().map(|t| t.weight).collect();
+        let now = self.run_elapsed();
+        let (quotas, registry) = (&self.quotas, &self.registry);
+        let Some(goal) = self
+            .cursor
+            .advance(now, |stage| sent(quotas, registry, stage))
+        else {
+            self.goal = None;
+            return false;
+        };
         let running: Vec<(String, u64)> = self
             .registry
             .live()
             .filter(|w| w.state == State::Running)
             .map(|w| (w.id.clone(), w.conn))
             .collect();
-        let plan = assign(self.users_due, &weights, running.len());
+        if self.goal.is_none_or(|g| g.stage != goal.stage) {
+            self.enter_stage(&goal, &running);
+        }
+        self.goal = Some(goal);
+        let wanted = self.shifted(goal.level);
+        let level = match self.scenario.load.model {
+            Model::Closed => f64::from(self.ramp.advance(wanted, dt)),
+            Model::Open => wanted,
+        };
+        let weights: Vec<u32> = self.scenario.targets.iter().map(|t| t.weight).collect();
+        let ids: Vec<String> = running.iter().map(|(id, _)| id.clone()).collect();
+        let rows = dispatch::loads(
+            self.scenario.load.model,
+            level,
+            &weights,
+            &ids,
+            self.quotas.as_ref(),
+        );
+        let stage = goal.stage as u32;
         let mut unreachable = Vec::new();
-        for ((id, conn), row) in running.into_iter().zip(plan) {
+        for ((id, conn), row) in running.into_iter().zip(rows) {
             let Some(w) = self.registry.get_mut(&id, conn) else {
                 continue;
             };
-            if w.assigned == row {
+            if w.assigned == row && w.assigned_stage == stage {
                 continue;
             }
             self.epoch += 1;
             let load = pb::SetLoad {
                 epoch: self.epoch,
-                targets: row
-                    .iter()
-                    .enumerate()
-                    .map(|(t, &users)| pb::TargetLoad {
-                        target: t as u32,
-                        users,
-                        ..Default::default()
-                    })
-                    .collect(),
+                targets: row.clone(),
+                stage,
             };
             if w.send(Msg::Load(load)) {
                 w.assigned = row;
+                w.assigned_stage = stage;
             } else {
                 unreachable.push((id, conn));
             }
@@ -396,6 +458,24 @@ impl Controller {
         for (id, conn) in unreachable {
             self.lose(&id, conn, "not reading its stream");
         }
+        true
+    }
+
+    /// A new stage: a `requests` stage shares its count out among the workers running now.
+    fn enter_stage(&mut self, goal: &Goal, running: &[(String, u64)]) {
+        tracing::info!(stage = goal.stage, "stage started");
+        self.quotas = goal.requests.map(|count| {
+            let weights: Vec<u32> = self.scenario.targets.iter().map(|t| t.weight).collect();
+            let ids = running.iter().map(|(id, _)| id.clone()).collect();
+            Quotas::new(
+                goal.stage,
+                count,
+                self.scenario.load.model,
+                goal.heading,
+                &weights,
+                ids,
+            )
+        });
     }
 
     fn reap_silent(&mut self) {
@@ -415,6 +495,17 @@ impl Controller {
             if w.state != State::Finished {
                 tracing::warn!(worker = id, "worker lost: {reason}");
                 self.notices.push(format!("worker {id} left: {reason}"));
+                let share = self.quotas.as_ref().and_then(|q| {
+                    let n: u64 = q.of(id)?.iter().sum();
+                    (n > 0 && (w.completed_stage as usize) < q.stage).then_some((q.stage, n))
+                });
+                if let Some((stage, n)) = share {
+                    let why = format!(
+                        "stage {stage}: worker {id} left before sending all of its {n} requests; the stage sends fewer than its count"
+                    );
+                    tracing::warn!("{why}");
+                    self.notices.push(why);
+                }
             }
             // Force a fresh assignment for everyone left.
             for w in self.registry.live_mut() {
@@ -514,6 +605,7 @@ impl Controller {
                 } else {
                     0.0
                 };
+                w.completed_stage = w.completed_stage.max(r.completed_stage);
                 let seq = r.seq;
                 self.agg.ingest(&r).map(|_| seq).map_err(|e| e.to_string())
             }
@@ -601,21 +693,39 @@ async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Command
     }
 }
 
-/// Users one `+`/`-` moves: a tenth of the scenario's peak, at least one.
+/// Users (or requests per second) one `+`/`-` moves: a tenth of the scenario's peak level, at
+/// least one.
 fn users_step(s: &Scenario) -> u32 {
     let peak = s
         .load
-        .users
+        .level()
         .into_iter()
-        .chain(s.stages.iter().filter_map(|st| st.users))
-        .max()
-        .unwrap_or(0);
-    ((f64::from(peak) * USERS_STEP_FRACTION).round() as u32).max(1)
+        .chain(
+            s.stages
+                .iter()
+                .filter_map(|st| st.users.map(f64::from).or(st.rate)),
+        )
+        .fold(0.0, f64::max);
+    ((peak * USERS_STEP_FRACTION).round() as u32).max(1)
 }
 
 /// Where `e` writes the summary so far: `summary.json` -> `summary.partial.json`.
 pub fn partial_path(summary: &std::path::Path) -> PathBuf {
     summary.with_extension("partial.json")
+}
+
+/// Whether every worker that took a share of `requests` stage `stage` has sent it in full. A
+/// worker lost since has nothing more to send (its share is lost with it, and said so).
+fn sent(quotas: &Option<Quotas>, registry: &Registry, stage: usize) -> bool {
+    let Some(q) = quotas.as_ref().filter(|q| q.stage == stage) else {
+        return false;
+    };
+    q.workers.iter().all(|id| {
+        registry
+            .live()
+            .find(|w| &w.id == id)
+            .is_none_or(|w| w.completed_stage as usize >= stage)
+    })
 }
 
 /// A run id unique enough to tell runs apart in logs and summaries.

@@ -35,6 +35,8 @@ pub struct Report {
     pub users: u32,
     pub is_final: bool,
     pub dropped: u64,
+    /// The latest `requests` stage this worker has sent in full.
+    pub completed_stage: u32,
     pub series: Vec<Series>,
 }
 
@@ -94,6 +96,7 @@ pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
         users: report.users,
         is_final: report.r#final,
         dropped: report.dropped,
+        completed_stage: report.completed_stage,
         series,
     })
 }

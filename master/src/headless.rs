@@ -118,8 +118,18 @@ impl<W: Write + Send> View for Headless<W> {
                 );
             }
         }
+        if summary.dropped > 0 {
+            let _ = writeln!(
+                self.out,
+                "  dropped {} arrivals: max_in_flight requests were outstanding (not sent)",
+                summary.dropped
+            );
+        }
         for t in &summary.thresholds {
             let _ = writeln!(self.out, "  threshold {t}");
+        }
+        if let Some(why) = &summary.aborted {
+            let _ = writeln!(self.out, "  stopped early: {why}");
         }
         let _ = self.out.flush();
     }

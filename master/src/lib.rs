@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod check;
 pub mod cli;
 pub mod command;
 pub mod controller;

@@ -434,6 +434,7 @@ mod tests {
             thresholds: Vec::new(),
             comparison: None,
             dropped: 0,
+            aborted: None,
         };
         m.finish(&summary);
         assert!(m.encode().contains("stampede_run_finished 1\n"));

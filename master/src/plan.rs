@@ -1,94 +1,285 @@
-//! The load plan: the goal level over time, from `[load]` and the `[[stage]]`s (Locust's
-//! LoadTestShape as data). Stages ramp linearly from the previous stage's level.
+//! The load plan: `[load]` and the `[[stage]]`s as a list of steps (Locust's LoadTestShape as
+//! data), and a cursor that walks it as the run goes. Ramps are linear from the previous step's
+//! level; a `requests` step lasts until its count is sent (or its time limit); a pause holds
+//! zero load. Levels are users (closed model) or requests per second (open model).
 
+use std::fmt;
 use std::time::Duration;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Model, Scenario};
 
-#[derive(Debug, Clone, PartialEq)]
-struct Segment {
-    start: Duration,
-    end: Duration,
-    from: f64,
-    to: f64,
+/// What one step does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepKind {
+    /// From the previous level to `to`, linearly over the step's duration (a hold when equal).
+    Ramp { to: f64 },
+    /// Exactly `count` requests at `level`, spread over the workers.
+    Requests { count: u64, level: f64 },
+    /// No load.
+    Pause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub kind: StepKind,
+    /// The level when the step starts (the previous step's end level).
+    pub from: f64,
+    /// How long it lasts; for a `requests` step, its time limit, if any.
+    pub duration: Option<Duration>,
+}
+
+impl Step {
+    /// The level this step is heading for (and ends at).
+    pub fn end_level(&self) -> f64 {
+        match self.kind {
+            StepKind::Ramp { to } => to,
+            StepKind::Requests { level, .. } => level,
+            StepKind::Pause => 0.0,
+        }
+    }
+
+    /// The level `into` the step.
+    fn level_at(&self, into: Duration) -> f64 {
+        match self.kind {
+            StepKind::Ramp { to } => {
+                let span = self.duration.unwrap_or_default().as_secs_f64();
+                if span <= 0.0 {
+                    return to;
+                }
+                let f = (into.as_secs_f64() / span).clamp(0.0, 1.0);
+                self.from + (to - self.from) * f
+            }
+            StepKind::Requests { level, .. } => level,
+            StepKind::Pause => 0.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    segments: Vec<Segment>,
-    duration: Duration,
+    pub model: Model,
+    pub steps: Vec<Step>,
+    /// `run_time`: the run never lasts longer.
+    pub cap: Option<Duration>,
+}
+
+/// Where the run is in its plan at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Goal {
+    /// Step number, 1-based.
+    pub stage: usize,
+    /// The level now.
+    pub level: f64,
+    /// The level the step is heading for.
+    pub heading: f64,
+    /// A `requests` step: how many.
+    pub requests: Option<u64>,
 }
 
 impl Plan {
     pub fn from_scenario(s: &Scenario) -> Plan {
-        let mut segments = Vec::new();
+        let model = s.load.model;
+        let load_level = s.load.level().unwrap_or(0.0);
         if s.stages.is_empty() {
-            let users = f64::from(s.load.users.unwrap_or(0));
-            let end = s.run_time.unwrap_or_default();
-            segments.push(Segment {
-                start: Duration::ZERO,
-                end,
-                from: users,
-                to: users,
-            });
-        } else {
-            let mut start = Duration::ZERO;
-            let mut level = 0.0;
-            for stage in &s.stages {
-                let to = f64::from(stage.users.unwrap_or(0));
-                let end = start + stage.duration;
-                segments.push(Segment {
-                    start,
-                    end,
-                    from: level,
-                    to,
-                });
-                start = end;
-                level = to;
+            return Plan {
+                model,
+                steps: vec![Step {
+                    kind: StepKind::Ramp { to: load_level },
+                    from: load_level,
+                    duration: s.run_time,
+                }],
+                cap: s.run_time,
+            };
+        }
+        let mut steps = Vec::with_capacity(s.stages.len());
+        let mut level = 0.0;
+        for stage in &s.stages {
+            let own = stage.users.map(f64::from).or(stage.rate);
+            let kind = if stage.pause {
+                StepKind::Pause
+            } else if let Some(count) = stage.requests {
+                StepKind::Requests {
+                    count,
+                    level: own.unwrap_or(load_level),
+                }
+            } else {
+                StepKind::Ramp {
+                    to: own.unwrap_or(level),
+                }
+            };
+            let step = Step {
+                kind,
+                from: level,
+                duration: stage.duration,
+            };
+            level = step.end_level();
+            steps.push(step);
+        }
+        Plan {
+            model,
+            steps,
+            cap: s.run_time,
+        }
+    }
+
+    /// How long the run lasts, when that is known in advance (no `requests` steps, or a cap
+    /// that comes first).
+    pub fn duration(&self) -> Option<Duration> {
+        let mut total = Duration::ZERO;
+        for step in &self.steps {
+            match (step.kind, step.duration) {
+                (StepKind::Requests { .. }, _) | (_, None) => return self.cap,
+                (_, Some(d)) => total += d,
             }
         }
-        let natural = segments.last().map_or(Duration::ZERO, |s| s.end);
-        let duration = match (s.stages.is_empty(), s.run_time) {
-            (false, Some(cap)) => cap.min(natural),
-            _ => natural,
-        };
-        Plan { segments, duration }
+        Some(self.cap.map_or(total, |cap| cap.min(total)))
     }
 
-    /// How long the run lasts.
-    pub fn duration(&self) -> Duration {
-        self.duration
+    /// The longest the run can last: the cap, else the sum of durations and time limits
+    /// (`None`: a `requests` step without a limit and no cap).
+    pub fn longest(&self) -> Option<Duration> {
+        let sum = self
+            .steps
+            .iter()
+            .map(|s| s.duration)
+            .sum::<Option<Duration>>();
+        match (self.cap, sum) {
+            (Some(cap), Some(sum)) => Some(cap.min(sum)),
+            (cap, sum) => cap.or(sum),
+        }
+    }
+}
+
+/// A plan being walked: which step the run is in and since when.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    plan: Plan,
+    index: usize,
+    /// Run time at which the current step started.
+    started: Duration,
+}
+
+impl Cursor {
+    pub fn new(plan: Plan) -> Cursor {
+        Cursor {
+            plan,
+            index: 0,
+            started: Duration::ZERO,
+        }
     }
 
-    /// The goal level at `t` (0 after the end).
-    pub fn goal_at(&self, t: Duration) -> f64 {
-        self.segment_at(t).map_or(0.0, |(_, s)| {
-            let span = (s.end - s.start).as_secs_f64();
-            if span <= 0.0 {
-                return s.to;
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Moves past the steps that have ended by `now` and returns the goal then, or `None` when
+    /// the plan is over. `sent(stage)` says whether a `requests` step's count has been sent in
+    /// full.
+    pub fn advance(&mut self, now: Duration, sent: impl Fn(usize) -> bool) -> Option<Goal> {
+        if self.plan.cap.is_some_and(|cap| now >= cap) {
+            if self.index < self.plan.steps.len() {
+                self.started = self.plan.cap.unwrap_or(now).min(now);
             }
-            let f = (t - s.start).as_secs_f64() / span;
-            s.from + (s.to - s.from) * f.clamp(0.0, 1.0)
+            self.index = self.plan.steps.len();
+            return None;
+        }
+        while let Some(step) = self.plan.steps.get(self.index) {
+            let limit = step.duration.map(|d| self.started + d);
+            let ended = match step.kind {
+                StepKind::Requests { .. } if sent(self.index + 1) => Some(now),
+                _ => limit.filter(|&end| now >= end),
+            };
+            let Some(end) = ended else { break };
+            if let (StepKind::Requests { count, .. }, Some(limit)) = (step.kind, limit)
+                && end == limit
+                && !sent(self.index + 1)
+            {
+                tracing::warn!(
+                    stage = self.index + 1,
+                    "time limit reached before all {count} requests were sent"
+                );
+            }
+            self.started = end.min(now);
+            self.index += 1;
+        }
+        let step = self.plan.steps.get(self.index)?;
+        Some(Goal {
+            stage: self.index + 1,
+            level: step.level_at(now.saturating_sub(self.started)),
+            heading: step.end_level(),
+            requests: match step.kind {
+                StepKind::Requests { count, .. } => Some(count),
+                _ => None,
+            },
         })
     }
 
-    /// Stage number (1-based) at `t` and the number of stages.
-    pub fn stage_at(&self, t: Duration) -> (usize, usize) {
-        let n = self.segments.len();
-        let k = self.segment_at(t).map_or(n, |(i, _)| i + 1);
-        (k, n)
+    /// Stage k of n (k = n + 1 once the plan is over).
+    pub fn stage(&self) -> (usize, usize) {
+        (self.index + 1, self.plan.steps.len())
     }
 
-    /// The level the stage at `t` is heading for.
-    pub fn stage_goal(&self, t: Duration) -> f64 {
-        self.segment_at(t).map_or(0.0, |(_, s)| s.to)
-    }
-
-    fn segment_at(&self, t: Duration) -> Option<(usize, &Segment)> {
-        if t >= self.duration {
-            return None;
+    /// When the run will end, if that is known now.
+    pub fn expected_end(&self) -> Option<Duration> {
+        let mut at = self.started;
+        for step in &self.plan.steps[self.index.min(self.plan.steps.len())..] {
+            match (step.kind, step.duration) {
+                (StepKind::Requests { .. }, _) | (_, None) => return self.plan.cap,
+                (_, Some(d)) => at += d,
+            }
         }
-        self.segments.iter().enumerate().find(|(_, s)| t < s.end)
+        Some(self.plan.cap.map_or(at, |cap| cap.min(at)))
+    }
+}
+
+/// The resolved plan, as `check` prints it.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = self.model.unit();
+        let level = |v: f64| {
+            if self.model == Model::Closed {
+                format!("{v:.0} {unit}")
+            } else {
+                format!("{v} {unit}")
+            }
+        };
+        let mut at = Some(Duration::ZERO);
+        let clock = |d: Option<Duration>| {
+            d.map_or_else(
+                || "…".to_owned(),
+                |d| humantime::format_duration(d).to_string(),
+            )
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            let end = match step.kind {
+                StepKind::Requests { .. } => None,
+                _ => at.zip(step.duration).map(|(a, d)| a + d),
+            };
+            let what = match step.kind {
+                StepKind::Ramp { to } if to == step.from => format!("hold {}", level(to)),
+                StepKind::Ramp { to } => format!("ramp {} -> {}", level(step.from), level(to)),
+                StepKind::Requests { count, level: l } => {
+                    let limit = step.duration.map_or(String::new(), |d| {
+                        format!(", time limit {}", humantime::format_duration(d))
+                    });
+                    format!("{count} requests at {}{limit}", level(l))
+                }
+                StepKind::Pause => "pause (no load)".to_owned(),
+            };
+            writeln!(
+                f,
+                "  stage {}: {:>10} .. {:<10} {what}",
+                i + 1,
+                clock(at),
+                clock(end)
+            )?;
+            at = end;
+        }
+        match (self.cap, self.duration()) {
+            (Some(cap), _) => write!(f, "  run time: at most {}", humantime::format_duration(cap)),
+            (None, Some(d)) => write!(f, "  run time: {}", humantime::format_duration(d)),
+            (None, None) => write!(f, "  run time: until the last stage's requests are sent"),
+        }
     }
 }
 
@@ -114,33 +305,105 @@ name = "r"
         parse(Path::new("p.toml"), &text, &[]).unwrap()
     }
 
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn never(_: usize) -> bool {
+        false
+    }
+
     #[test]
-    fn single_stage_holds_users_for_run_time() {
-        let p = Plan::from_scenario(&scenario("run_time = \"10s\"\n[load]\nusers = 8"));
-        assert_eq!(p.duration(), Duration::from_secs(10));
-        assert_eq!(p.goal_at(Duration::from_secs(3)), 8.0);
-        assert_eq!(p.goal_at(Duration::from_secs(10)), 0.0);
-        assert_eq!(p.stage_at(Duration::from_secs(3)), (1, 1));
+    fn without_stages_users_hold_for_run_time() {
+        let plan = Plan::from_scenario(&scenario("run_time = \"10s\"\n[load]\nusers = 8"));
+        assert_eq!(plan.duration(), Some(secs(10.0)));
+        let mut c = Cursor::new(plan);
+        let g = c.advance(secs(3.0), never).unwrap();
+        assert_eq!((g.stage, g.level, g.requests), (1, 8.0, None));
+        assert_eq!(c.advance(secs(10.0), never), None);
     }
 
     #[test]
     fn stages_ramp_linearly_from_the_previous_level() {
-        let p = Plan::from_scenario(&scenario(
+        let plan = Plan::from_scenario(&scenario(
             "[load]\n[[stage]]\nduration = \"10s\"\nusers = 10\n[[stage]]\nduration = \"10s\"\nusers = 10\n[[stage]]\nduration = \"5s\"\nusers = 0",
         ));
-        assert_eq!(p.duration(), Duration::from_secs(25));
-        assert_eq!(p.goal_at(Duration::from_secs(5)), 5.0);
-        assert_eq!(p.goal_at(Duration::from_secs(15)), 10.0);
-        assert!((p.goal_at(Duration::from_millis(22_500)) - 5.0).abs() < 1e-9);
-        assert_eq!(p.stage_at(Duration::from_secs(21)), (3, 3));
-        assert_eq!(p.stage_goal(Duration::from_secs(1)), 10.0);
+        assert_eq!(plan.duration(), Some(secs(25.0)));
+        let mut c = Cursor::new(plan);
+        assert_eq!(c.advance(secs(5.0), never).unwrap().level, 5.0);
+        let g = c.advance(secs(15.0), never).unwrap();
+        assert_eq!((g.stage, g.level, g.heading), (2, 10.0, 10.0));
+        let g = c.advance(secs(22.5), never).unwrap();
+        assert_eq!(g.stage, 3);
+        assert!((g.level - 5.0).abs() < 1e-9);
+        assert_eq!(c.advance(secs(25.0), never), None);
+        assert_eq!(c.stage(), (4, 3));
     }
 
     #[test]
     fn run_time_caps_stages() {
-        let p = Plan::from_scenario(&scenario(
+        let plan = Plan::from_scenario(&scenario(
             "run_time = \"3s\"\n[load]\n[[stage]]\nduration = \"10s\"\nusers = 10",
         ));
-        assert_eq!(p.duration(), Duration::from_secs(3));
+        assert_eq!(plan.duration(), Some(secs(3.0)));
+        let mut c = Cursor::new(plan);
+        assert!(c.advance(secs(2.9), never).is_some());
+        assert_eq!(c.advance(secs(3.0), never), None);
+    }
+
+    #[test]
+    fn open_model_rates_ramp_like_users() {
+        let plan = Plan::from_scenario(&scenario(
+            "[load]\nmodel = \"open\"\n[[stage]]\nduration = \"4s\"\nrate = 400\n[[stage]]\nduration = \"2s\"\nrate = 100",
+        ));
+        let mut c = Cursor::new(plan);
+        assert_eq!(c.advance(secs(1.0), never).unwrap().level, 100.0);
+        assert_eq!(c.advance(secs(5.0), never).unwrap().level, 250.0);
+    }
+
+    #[test]
+    fn requests_steps_last_until_sent_and_pauses_hold_zero() {
+        let plan = Plan::from_scenario(&scenario(
+            "[load]\nusers = 10\n[[stage]]\nrequests = 1000\n[[stage]]\nduration = \"60s\"\npause = true\n[[stage]]\nrequests = 1500\nusers = 20",
+        ));
+        assert_eq!(plan.duration(), None);
+        assert_eq!(plan.longest(), None);
+        let mut c = Cursor::new(plan);
+        let g = c.advance(secs(100.0), never).unwrap();
+        assert_eq!((g.stage, g.level, g.requests), (1, 10.0, Some(1000)));
+        // Stage 1 is seen sent at 100.5 s: the pause runs 100.5..160.5 s.
+        let sent = |k: usize| k == 1;
+        let g = c.advance(secs(100.5), sent).unwrap();
+        assert_eq!((g.stage, g.level, g.requests), (2, 0.0, None));
+        assert_eq!(c.expected_end(), None);
+        let g = c.advance(secs(160.4), sent).unwrap();
+        assert_eq!(g.stage, 2);
+        let g = c.advance(secs(160.5), sent).unwrap();
+        assert_eq!((g.stage, g.level, g.requests), (3, 20.0, Some(1500)));
+        assert_eq!(c.advance(secs(170.0), |k| k <= 3), None);
+    }
+
+    #[test]
+    fn a_requests_time_limit_ends_the_step() {
+        let plan = Plan::from_scenario(&scenario(
+            "[load]\nusers = 2\n[[stage]]\nrequests = 10\nduration = \"5s\"\n[[stage]]\nduration = \"5s\"\nusers = 2",
+        ));
+        assert_eq!(plan.longest(), Some(secs(10.0)));
+        let mut c = Cursor::new(plan);
+        assert_eq!(c.advance(secs(4.0), never).unwrap().stage, 1);
+        assert_eq!(c.advance(secs(6.0), never).unwrap().stage, 2);
+        assert_eq!(c.expected_end(), Some(secs(10.0)));
+    }
+
+    #[test]
+    fn display_lists_every_stage() {
+        let plan = Plan::from_scenario(&scenario(
+            "[load]\nusers = 10\n[[stage]]\nduration = \"1m\"\nusers = 10\n[[stage]]\nrequests = 1000\n[[stage]]\nduration = \"60s\"\npause = true",
+        ));
+        let text = plan.to_string();
+        assert!(text.contains("stage 1:"), "{text}");
+        assert!(text.contains("ramp 0 users -> 10 users"), "{text}");
+        assert!(text.contains("1000 requests at 10 users"), "{text}");
+        assert!(text.contains("pause"), "{text}");
     }
 }

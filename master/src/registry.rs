@@ -43,8 +43,12 @@ pub struct Worker {
     pub rps: f64,
     pub cpu_percent: f32,
     pub last_seen: Instant,
-    /// Its current assignment, users per target.
-    pub assigned: Vec<u32>,
+    /// Its current assignment, per target (empty: none sent yet, or a re-send is due).
+    pub assigned: Vec<pb::TargetLoad>,
+    /// The plan stage of its current assignment.
+    pub assigned_stage: u32,
+    /// The latest `requests` stage whose count it has sent in full.
+    pub completed_stage: u32,
     /// Index into the history, for recording when it left.
     record: usize,
 }
@@ -103,6 +107,8 @@ impl Registry {
             cpu_percent: 0.0,
             last_seen: Instant::now(),
             assigned: Vec::new(),
+            assigned_stage: 0,
+            completed_stage: 0,
             record: self.history.len() - 1,
         };
         Ok(self.live.entry(hello.worker_id).or_insert(worker))

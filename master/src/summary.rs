@@ -36,6 +36,9 @@ pub struct Summary {
     pub comparison: Option<Comparison>,
     /// Open-model arrivals that found no free slot (never hidden).
     pub dropped: u64,
+    /// Why the run stopped before its plan ended (an `abort_on_fail` threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
 }
 
 /// Figures for a group of requests.
@@ -239,6 +242,7 @@ impl Summary {
             thresholds: Vec::new(),
             comparison,
             dropped: agg.dropped(),
+            aborted: None,
         }
     }
 

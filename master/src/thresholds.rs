@@ -1,10 +1,13 @@
-//! k6-style thresholds: `"[scope/]metric" = "op value"`, evaluated on the summary's results.
-//! Scopes: none (all requests), `arch:NAME/`, `target:NAME/`. Latency values take a unit
-//! (`500ms`, `1s`) or are milliseconds.
+//! k6-style thresholds: `"[scope/]metric" = "op value"`, evaluated on the summary's results at
+//! the end, and (with `abort_on_fail`) on the cumulative results while the run goes. Scopes:
+//! none (all requests), `arch:NAME/`, `target:NAME/`. Latency values take a unit (`500ms`, `1s`)
+//! or are milliseconds.
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::aggregate::Aggregator;
+use crate::scenario::ThresholdSpec;
 use crate::summary::{Results, Summary};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +31,8 @@ pub enum Metric {
     P99,
     P999,
     Max,
+    /// Open-model arrivals that found no free slot (whole run only).
+    Dropped,
 }
 
 const METRICS: &[(&str, Metric)] = &[
@@ -43,13 +48,18 @@ const METRICS: &[(&str, Metric)] = &[
     ("p99", Metric::P99),
     ("p999", Metric::P999),
     ("max", Metric::Max),
+    ("dropped", Metric::Dropped),
 ];
 
 impl Metric {
     fn is_latency(self) -> bool {
         !matches!(
             self,
-            Metric::Requests | Metric::Rps | Metric::Ratio5xx | Metric::ErrorRatio
+            Metric::Requests
+                | Metric::Rps
+                | Metric::Ratio5xx
+                | Metric::ErrorRatio
+                | Metric::Dropped
         )
     }
 
@@ -68,6 +78,7 @@ impl Metric {
             Metric::P99 => l.p99,
             Metric::P999 => l.p999,
             Metric::Max => l.max,
+            Metric::Dropped => 0.0,
         }
     }
 }
@@ -105,6 +116,10 @@ pub struct Threshold {
     pub op: Op,
     /// Bound, in milliseconds for latency metrics.
     pub bound: f64,
+    /// Stop the run as soon as the cumulative results fail it.
+    pub abort_on_fail: bool,
+    /// How far into the run the abort check starts.
+    pub delay: Duration,
 }
 
 /// The outcome of one threshold, as the summary records it.
@@ -128,8 +143,8 @@ impl fmt::Display for Outcome {
 }
 
 impl Threshold {
-    /// Parses `key = "expr"`; the error says what was expected.
-    pub fn parse(key: &str, expr: &str) -> Result<Threshold, String> {
+    /// Parses `key = "expr"` (or the table form); the error says what was expected.
+    pub fn parse(key: &str, spec: &ThresholdSpec) -> Result<Threshold, String> {
         let (scope, metric_name) = parse_scope(key)?;
         let metric = METRICS
             .iter()
@@ -142,6 +157,16 @@ impl Threshold {
                     names.join(", ")
                 )
             })?;
+        if metric == Metric::Dropped && scope != Scope::All {
+            return Err(
+                "`dropped` is counted for the whole run: use it without an arch: or target: scope"
+                    .to_owned(),
+            );
+        }
+        if !spec.abort_on_fail() && !spec.delay().is_zero() {
+            return Err("`delay` only applies with abort_on_fail = true".to_owned());
+        }
+        let expr = spec.expr();
         let (op, rest) = parse_op(expr.trim())?;
         let bound = parse_bound(rest.trim(), metric)?;
         Ok(Threshold {
@@ -151,7 +176,20 @@ impl Threshold {
             metric,
             op,
             bound,
+            abort_on_fail: spec.abort_on_fail(),
+            delay: spec.delay(),
         })
+    }
+
+    /// The measured value for `results` (this threshold's scope); `None` when the scope saw no
+    /// requests (`dropped` is always measured).
+    fn value(&self, results: Option<&Results>, dropped: u64) -> Option<f64> {
+        if self.metric == Metric::Dropped {
+            return Some(dropped as f64);
+        }
+        results
+            .filter(|r| r.requests > 0)
+            .map(|r| self.metric.of(r))
     }
 
     /// Evaluates against a summary; a scope with no requests fails.
@@ -161,14 +199,32 @@ impl Threshold {
             Scope::Arch(a) => summary.by_arch.get(a),
             Scope::Target(t) => summary.by_target.get(t).map(|t| &t.results),
         };
-        let value = results
-            .filter(|r| r.requests > 0)
-            .map(|r| self.metric.of(r));
+        let value = self.value(results, summary.dropped);
         Outcome {
             expr: self.expr.clone(),
             value,
             pass: value.is_some_and(|v| self.op.holds(v, self.bound)),
         }
+    }
+
+    /// Judges the cumulative results `elapsed` into the run, for `abort_on_fail`: `Some(value)`
+    /// when it fails now. Not judged before its delay, nor on a scope with no requests yet.
+    pub fn fails_now(&self, agg: &Aggregator, elapsed: Duration) -> Option<f64> {
+        if !self.abort_on_fail || elapsed < self.delay {
+            return None;
+        }
+        let seconds = elapsed.as_secs_f64();
+        let tally = match &self.scope {
+            Scope::All => Some(agg.totals()),
+            Scope::Arch(a) => agg.by_arch().remove(a),
+            Scope::Target(t) => {
+                let index = agg.targets().iter().position(|info| &info.name == t);
+                index.and_then(|i| agg.by_target().into_iter().nth(i))
+            }
+        };
+        let results = tally.map(|t| Results::from_tally(&t, seconds, false));
+        let value = self.value(results.as_ref(), agg.dropped())?;
+        (!self.op.holds(value, self.bound)).then_some(value)
     }
 }
 
@@ -225,41 +281,33 @@ fn parse_bound(text: &str, metric: Metric) -> Result<f64, String> {
 mod tests {
     use super::*;
 
+    fn parse(key: &str, expr: &str) -> Result<Threshold, String> {
+        Threshold::parse(key, &ThresholdSpec::Expr(expr.to_owned()))
+    }
+
     #[test]
     fn parses_scopes_metrics_and_units() {
-        let t = Threshold::parse("arch:arm64/p99", "< 500ms").unwrap();
+        let t = parse("arch:arm64/p99", "< 500ms").unwrap();
         assert_eq!(t.scope, Scope::Arch("arm64".into()));
         assert_eq!(t.metric, Metric::P99);
         assert_eq!(t.op, Op::Lt);
         assert_eq!(t.bound, 500.0);
-        let t = Threshold::parse("5xx_ratio", "<= 0.01").unwrap();
+        let t = parse("5xx_ratio", "<= 0.01").unwrap();
         assert_eq!((t.scope, t.op, t.bound), (Scope::All, Op::Le, 0.01));
-        let t = Threshold::parse("target:arm/max", "< 1.5s").unwrap();
+        let t = parse("target:arm/max", "< 1.5s").unwrap();
         assert_eq!(t.bound, 1500.0);
-        assert_eq!(Threshold::parse("p50", "< 20").unwrap().bound, 20.0);
+        assert_eq!(parse("p50", "< 20").unwrap().bound, 20.0);
     }
 
     #[test]
     fn bad_thresholds_say_what_was_expected() {
+        assert!(parse("p98", "< 1").unwrap_err().contains("unknown metric"));
         assert!(
-            Threshold::parse("p98", "< 1")
-                .unwrap_err()
-                .contains("unknown metric")
-        );
-        assert!(
-            Threshold::parse("zone:x/p99", "< 1")
+            parse("zone:x/p99", "< 1")
                 .unwrap_err()
                 .contains("unknown scope")
         );
-        assert!(
-            Threshold::parse("p99", "about 5")
-                .unwrap_err()
-                .contains("operator")
-        );
-        assert!(
-            Threshold::parse("rps", "> fast")
-                .unwrap_err()
-                .contains("number")
-        );
+        assert!(parse("p99", "about 5").unwrap_err().contains("operator"));
+        assert!(parse("rps", "> fast").unwrap_err().contains("number"));
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::scenario::ThresholdSpec;
 use crate::thresholds::{Metric, Op, Scope, Threshold};
 
 /// The limit when the scenario sets none.
@@ -52,7 +53,7 @@ impl Default for ValidLoad {
 impl ValidLoad {
     /// From the scenario's `[thresholds]`; thresholds that are not upper bounds on the 5XX ratio
     /// (or do not parse: validation reports those) are not limits.
-    pub fn from_thresholds(thresholds: &BTreeMap<String, String>) -> ValidLoad {
+    pub fn from_thresholds(thresholds: &BTreeMap<String, ThresholdSpec>) -> ValidLoad {
         let mut rule = ValidLoad::default();
         let limits = thresholds
             .iter()
@@ -86,7 +87,7 @@ mod tests {
     fn rule(pairs: &[(&str, &str)]) -> ValidLoad {
         let map = pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| ((*k).to_owned(), ThresholdSpec::Expr((*v).to_owned())))
             .collect();
         ValidLoad::from_thresholds(&map)
     }

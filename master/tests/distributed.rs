@@ -17,11 +17,13 @@ fn servers() -> (TestServer, TestServer) {
         arch: "arm64",
         every_5xx: 5,
         delay: DELAY,
+        ..Default::default()
     });
     let amd = TestServer::start(Behaviour {
         arch: "amd64",
         every_5xx: 7,
         delay: DELAY,
+        ..Default::default()
     });
     (arm, amd)
 }

@@ -284,11 +284,13 @@ fn metrics_parse_and_end_equal_to_the_summary_and_the_servers() {
         arch: "arm64",
         every_5xx: 4,
         delay: Duration::from_millis(10),
+        ..Default::default()
     });
     let amd = TestServer::start(Behaviour {
         arch: "amd64",
         every_5xx: 9,
         delay: Duration::from_millis(15),
+        ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("s.toml");

@@ -5,8 +5,10 @@
 //! acknowledgements downstream.
 #![forbid(unsafe_code)]
 
-/// Bumped on any change a peer of the previous version would misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any change a peer of the previous version would misread. 2: fixed-count stages
+/// (`SetLoad.stage`, `TargetLoad.counted`, `Report.completed_stage`), which a version-1 worker
+/// would run without their count.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Metadata key carrying the shared token on the `Session` call.
 pub const TOKEN_METADATA_KEY: &str = "authorization";

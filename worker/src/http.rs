@@ -41,8 +41,8 @@ pub(crate) struct Answer {
     pub arch: Option<HeaderValue>,
 }
 
-/// One request as measured: latency from just before connecting (or sending) to the end of the
-/// final response's body.
+/// One request as measured: latency from its origin (just before connecting or sending, or when
+/// an open-model arrival was due) to the end of the final response's body.
 #[derive(Debug)]
 pub(crate) struct Exchange {
     pub latency: Duration,
@@ -64,15 +64,20 @@ impl Client {
     }
 
     /// Sends request `request` to target `target`, following redirects, within the request's
-    /// timeout (which covers connect, response and body).
-    pub(crate) async fn execute(&mut self, plan: &Plan, target: usize, request: usize) -> Exchange {
+    /// timeout (which covers connect, response and body). Latency counts from `origin`.
+    pub(crate) async fn execute(
+        &mut self,
+        plan: &Plan,
+        target: usize,
+        request: usize,
+        origin: Instant,
+    ) -> Exchange {
         let timeout = plan.requests[request].timeout;
-        let start = Instant::now();
         let result = match tokio::time::timeout(timeout, self.follow(plan, target, request)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout),
         };
-        let latency = start.elapsed();
+        let latency = origin.elapsed();
         // After a failure the connection's state is unknown (a timed-out request may still be
         // in flight on it): start afresh. In close mode every request gets a new connection.
         if result.is_err() || plan.close_each {
@@ -120,7 +125,7 @@ impl Client {
             };
             let status = resp.status();
             if status.is_redirection()
-                && hops < plan.max_redirects
+                && hops < r.max_redirects
                 && let Some(next) = redirect_target(&resp, dest, &uri)?
             {
                 drain(resp.into_body()).await?;

@@ -1,24 +1,28 @@
-//! The stampede worker: runs simulated users against the scenario's targets, records every
+//! The stampede worker: runs simulated users (or an arrival rate) against the scenario's targets, records every
 //! request into per-thread HdrHistograms and reports them to the master over one gRPC stream.
 //!
 //! The master embeds workers in-process through [`run`]; the `stampede-worker` binary is a thin
 //! wrapper around the same function.
 #![forbid(unsafe_code)]
 
+mod arrivals;
+mod attempt;
 mod choice;
 mod cpu;
 pub mod engine;
 mod error;
 mod http;
+mod open;
 pub mod outcome;
 mod plan;
+mod quota;
 pub mod record;
 pub mod report;
 mod session;
 mod user;
 pub mod wait;
 
-pub use engine::{Drain, Engine};
+pub use engine::{Drain, Engine, Level};
 pub use error::{EngineError, WorkerError};
 pub use stampede_proto as proto;
 

@@ -74,6 +74,8 @@ pub(crate) struct RequestPlan {
     pub body: Bytes,
     pub timeout: Duration,
     pub expect: Vec<u16>,
+    /// Redirects followed before a 3xx counts as the answer.
+    pub max_redirects: u32,
 }
 
 /// Everything users share, read-only, for one run.
@@ -83,7 +85,6 @@ pub(crate) struct Plan {
     pub requests: Vec<RequestPlan>,
     pub wait: Wait,
     pub arch_header: HeaderName,
-    pub max_redirects: u32,
     pub connect_timeout: Option<Duration>,
     /// `CONNECTION_MODE_CLOSE`: a new connection for every request.
     pub close_each: bool,
@@ -106,7 +107,7 @@ impl Plan {
         let requests = cfg
             .requests
             .iter()
-            .map(|r| compile_request(r, &bases, &cfg.targets))
+            .map(|r| compile_request(r, &bases, cfg))
             .collect::<Result<Vec<_>, _>>()?;
         let targets = cfg
             .targets
@@ -141,7 +142,6 @@ impl Plan {
             requests,
             wait: Wait::from_proto(&cfg.wait.unwrap_or_default())?,
             arch_header,
-            max_redirects: cfg.max_redirects,
             connect_timeout: (cfg.connect_timeout_ms > 0)
                 .then(|| Duration::from_millis(cfg.connect_timeout_ms)),
             close_each: cfg.connection() == ConnectionMode::Close,
@@ -152,14 +152,8 @@ impl Plan {
 
 /// Refuses what this worker cannot run yet, rather than running something else.
 fn check_supported(cfg: &RunConfig) -> Result<(), EngineError> {
-    match LoadModel::try_from(cfg.model) {
-        Ok(LoadModel::Closed) => {}
-        Ok(LoadModel::Open) => {
-            return Err(EngineError::Unsupported(
-                "the open load model (arrival rate)",
-            ));
-        }
-        Err(_) => return Err(EngineError::Unsupported("an unknown load model")),
+    if LoadModel::try_from(cfg.model).is_err() {
+        return Err(EngineError::Unsupported("an unknown load model"));
     }
     match ConnectionMode::try_from(cfg.connection) {
         Ok(ConnectionMode::PerUser | ConnectionMode::Close) => {}
@@ -213,8 +207,9 @@ fn parse_base(name: &str, url: &str) -> Result<(Dest, String), EngineError> {
 fn compile_request(
     r: &stampede_proto::Request,
     bases: &[(Dest, String)],
-    targets: &[stampede_proto::Target],
+    cfg: &RunConfig,
 ) -> Result<RequestPlan, EngineError> {
+    let targets = &cfg.targets;
     let method = if r.method.is_empty() {
         Method::GET
     } else {
@@ -279,6 +274,7 @@ fn compile_request(
             Duration::from_millis(r.timeout_ms)
         },
         expect,
+        max_redirects: r.max_redirects.unwrap_or(cfg.max_redirects),
     })
 }
 
@@ -396,7 +392,7 @@ mod tests {
         ));
 
         let mut cfg = config("http://127.0.0.1:1");
-        cfg.model = LoadModel::Open as i32;
+        cfg.model = 7;
         assert!(matches!(
             Plan::compile(&cfg),
             Err(EngineError::Unsupported(_))

@@ -65,6 +65,8 @@ pub struct Sample<'a> {
 #[derive(Debug)]
 pub struct Shard {
     histograms: Histograms,
+    /// Open-model arrivals that found no free slot since the last `take_dropped`.
+    dropped: u64,
     /// Arch labels seen in responses; kept across intervals so the bound holds for the run.
     labels: Vec<Arc<str>>,
     other: Arc<str>,
@@ -80,6 +82,7 @@ impl Shard {
     pub fn new() -> Self {
         Self {
             histograms: HashMap::new(),
+            dropped: 0,
             labels: Vec::new(),
             other: Arc::from(OTHER_ARCH),
         }
@@ -103,6 +106,16 @@ impl Shard {
     /// Takes everything recorded so far, leaving an empty shard.
     pub fn take(&mut self) -> Histograms {
         std::mem::take(&mut self.histograms)
+    }
+
+    /// Counts an open-model arrival that was not sent: the in-flight bound was reached.
+    pub fn drop_arrival(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// Takes the dropped-arrival count, leaving zero.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Number of requests recorded since the last `take`.

@@ -22,7 +22,7 @@ use tonic::{Code, Status, Streaming};
 use tracing::{debug, error, info, warn};
 
 use crate::cpu::CpuMeter;
-use crate::engine::{Drain, Engine};
+use crate::engine::{Drain, Engine, Level};
 use crate::{WorkerError, WorkerOptions, report};
 
 /// Outgoing messages waiting for the stream; reports are one per interval, so this is plenty.
@@ -150,7 +150,7 @@ impl Run {
         match &self.engine {
             None => (WorkerState::Stopped, 0),
             Some(e) if self.stopping => (WorkerState::Stopping, e.users_running()),
-            Some(e) if e.users_running() == 0 => (WorkerState::Ready, 0),
+            Some(e) if e.is_idle() => (WorkerState::Ready, 0),
             Some(e) => (WorkerState::Running, e.users_running()),
         }
     }
@@ -302,24 +302,30 @@ impl Session {
             return;
         }
         run.last_epoch = Some(load.epoch);
-        let mut levels = vec![0u32; engine.targets()];
+        let mut levels = vec![Level::default(); engine.targets()];
         for level in &load.targets {
             match levels.get_mut(level.target as usize) {
-                Some(users) => *users = level.users,
+                Some(l) => {
+                    *l = Level {
+                        users: level.users,
+                        rate: level.rate,
+                        quota: level.counted.then_some(level.requests),
+                    }
+                }
                 None => warn!(
                     target = level.target,
                     "SetLoad names an unknown target; ignored"
                 ),
             }
         }
-        for (target, users) in levels.into_iter().enumerate() {
-            if let Err(e) = engine.set_users(target as u32, users) {
-                warn!("cannot apply SetLoad: {e}");
-            }
+        if let Err(e) = engine.apply(load.stage, &levels) {
+            warn!("cannot apply SetLoad: {e}");
         }
         info!(
             epoch = load.epoch,
+            stage = load.stage,
             users = engine.users_running(),
+            rate = engine.rate_running(),
             "load applied"
         );
     }
@@ -383,6 +389,8 @@ impl Session {
         let Some(engine) = run.engine.as_ref() else {
             return Ok(());
         };
+        // Asked before the shards are taken, so every request of a completed stage is in them.
+        let completed_stage = engine.completed_stage();
         let series = report::to_series(report::merge(engine.take_shards())?)?;
         let end_ms = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         run.seq += 1;
@@ -395,7 +403,8 @@ impl Session {
             users: engine.users_running(),
             r#final: is_final,
             series,
-            dropped: 0,
+            dropped: engine.take_dropped(),
+            completed_stage,
         };
         run.last_end_ms = end_ms;
         run.remember(report.clone());
@@ -422,7 +431,11 @@ impl Session {
             users_running,
             cpu_percent: self.cpu.percent(),
             sent_unix_ms,
-            rate_running: 0.0,
+            rate_running: self
+                .run
+                .as_ref()
+                .and_then(|r| r.engine.as_ref())
+                .map_or(0.0, Engine::rate_running),
         };
         self.send(Out::Heartbeat(heartbeat)).await
     }

@@ -1,20 +1,20 @@
-//! One simulated user: pick a request by weight, send it, record it, wait; until cancelled.
-//! Cancellation is looked at between requests and during the wait, never mid-request, so every
-//! request that was sent is recorded.
+//! One simulated user (the closed model): pick a request by weight, send and record it, wait;
+//! until cancelled. Cancellation is looked at between requests and during the wait, never
+//! mid-request, so every request that was sent is recorded. In a `requests` stage a user takes
+//! a ticket before each request and idles once the count is used up.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
-use crate::http::{self, Client, Exchange};
-use crate::outcome::{ErrorKind, classify_error, is_unexpected, status_outcome};
+use crate::attempt::attempt;
+use crate::http::Client;
 use crate::plan::Plan;
-use crate::record::{self, Sample, SharedShard};
+use crate::quota::{Claim, QuotaView};
+use crate::record::SharedShard;
 
 /// What a user needs to run.
 pub(crate) struct User {
@@ -23,20 +23,41 @@ pub(crate) struct User {
     pub target: usize,
     /// The shard of the engine thread this user runs on.
     pub shard: SharedShard,
+    pub quota: QuotaView,
     pub cancel: CancellationToken,
 }
 
 impl User {
     /// The user loop.
-    pub(crate) async fn run(self) {
+    pub(crate) async fn run(mut self) {
         let mut rng = SmallRng::from_rng(&mut rand::rng());
         let mut client = Client::new();
         let target = &self.plan.targets[self.target];
         while !self.cancel.is_cancelled() {
+            let ticket = match self.quota.claim() {
+                Claim::Unlimited => None,
+                Claim::Ticket(q) => Some(q),
+                Claim::Exhausted => {
+                    tokio::select! {
+                        () = self.cancel.cancelled() => break,
+                        () = self.quota.changed() => continue,
+                    }
+                }
+            };
             let started = Instant::now();
             let request = target.choice.pick(&mut rng) as usize;
-            let exchange = client.execute(&self.plan, self.target, request).await;
-            self.record(request, &exchange);
+            attempt(
+                &self.plan,
+                self.target,
+                request,
+                &mut client,
+                &self.shard,
+                started,
+            )
+            .await;
+            if let Some(q) = ticket {
+                q.finish();
+            }
             let pause = self.plan.wait.next(started.elapsed(), &mut rng);
             if pause.is_zero() {
                 // No think time: still let the other users of this thread run between requests
@@ -48,53 +69,6 @@ impl User {
                 () = self.cancel.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
             }
-        }
-    }
-
-    fn record(&self, request: usize, exchange: &Exchange) {
-        let r = &self.plan.requests[request];
-        let (outcome, unexpected, arch) = match &exchange.result {
-            Ok(answer) => {
-                let status = answer.status.as_u16();
-                (
-                    status_outcome(status),
-                    is_unexpected(status, &r.expect),
-                    answer.arch.as_ref().map(|v| v.as_bytes()),
-                )
-            }
-            Err(err) => {
-                let kind = classify_error(err);
-                self.log_first(kind, err);
-                (kind.outcome(), true, None)
-            }
-        };
-        let sample = Sample {
-            target: self.target as u32,
-            request: request as u32,
-            outcome,
-            unexpected,
-            arch_header: arch,
-            declared_arch: &self.plan.targets[self.target].arch,
-            latency_us: u64::try_from(exchange.latency.as_micros()).unwrap_or(u64::MAX),
-        };
-        record::lock(&self.shard).record(sample);
-    }
-
-    /// Logs the first error of each kind in the run; the rest are only counted.
-    fn log_first(&self, kind: ErrorKind, err: &http::Error) {
-        let flag = &self.plan.error_logged[kind as usize];
-        if !flag.load(Ordering::Relaxed) && !flag.swap(true, Ordering::Relaxed) {
-            let target = &self.plan.targets[self.target].name;
-            let mut detail = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                let text = cause.to_string();
-                if !detail.contains(&text) {
-                    detail = format!("{detail}: {text}");
-                }
-                source = cause.source();
-            }
-            warn!(target = %target, "first {kind:?} error of this run (later ones are counted, not logged): {detail}");
         }
     }
 }

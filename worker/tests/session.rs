@@ -50,6 +50,7 @@ fn load(epoch: u64, users: u32) -> In {
             users,
             ..Default::default()
         }],
+        stage: 0,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use stampede_proto as pb;
 
-use super::model::{Connection, Scenario, Wait};
+use super::model::{Arrivals, Connection, DEFAULT_MAX_IN_FLIGHT, Model, Request, Scenario, Wait};
 
 /// Header names whose values never leave the master in a summary or a log.
 const SECRET_HEADERS: &[&str] = &[
@@ -28,53 +28,104 @@ pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
                 weight: t.weight,
             })
             .collect(),
-        requests: s
-            .requests
-            .iter()
-            .map(|r| pb::Request {
-                name: r.name.clone(),
-                method: r.method.to_ascii_uppercase(),
-                path: r.path.clone(),
-                weight: r.weight,
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(name, value)| pb::Header {
-                        name: name.clone(),
-                        value: value.clone(),
-                    })
-                    .collect(),
-                body: r.body.clone().unwrap_or_default().into_bytes(),
-                timeout_ms: millis(r.timeout),
-                expect: r.expect.iter().map(|&c| u32::from(c)).collect(),
-                targets: Vec::new(),
-            })
-            .collect(),
-        wait: Some(compile_wait(&s.load.wait)),
-        model: pb::LoadModel::Closed as i32,
+        requests: s.requests.iter().map(|r| compile_request(s, r)).collect(),
+        wait: Some(compile_wait(s.load.wait.as_ref().unwrap_or(&Wait::None))),
+        model: match s.load.model {
+            Model::Closed => pb::LoadModel::Closed,
+            Model::Open => pb::LoadModel::Open,
+        } as i32,
         connection: match s.load.connection {
             Connection::PerUser => pb::ConnectionMode::PerUser,
             Connection::Shared => pb::ConnectionMode::Shared,
             Connection::Close => pb::ConnectionMode::Close,
         } as i32,
-        max_redirects: 0,
-        connect_timeout_ms: 5_000,
-        max_in_flight: 0,
-        arrivals: pb::Arrivals::Poisson as i32,
+        max_redirects: s.max_redirects,
+        connect_timeout_ms: millis(s.connect_timeout).max(1),
+        max_in_flight: s.load.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+        arrivals: match s.load.arrivals.unwrap_or_default() {
+            Arrivals::Poisson => pb::Arrivals::Poisson,
+            Arrivals::Uniform => pb::Arrivals::Uniform,
+        } as i32,
     }
 }
 
+fn compile_request(s: &Scenario, r: &Request) -> pb::Request {
+    let mut headers: Vec<pb::Header> = r
+        .headers
+        .iter()
+        .map(|(name, value)| pb::Header {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    let body = match (&r.body, &r.json) {
+        (_, Some(json)) => {
+            if !r
+                .headers
+                .keys()
+                .any(|h| h.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(pb::Header {
+                    name: "content-type".to_owned(),
+                    value: "application/json".to_owned(),
+                });
+            }
+            json.to_string().into_bytes()
+        }
+        (Some(text), None) => text.clone().into_bytes(),
+        (None, None) => Vec::new(),
+    };
+    pb::Request {
+        name: r.name.clone(),
+        method: r.method.to_ascii_uppercase(),
+        path: request_uri(r),
+        weight: r.weight,
+        headers,
+        body,
+        timeout_ms: millis(r.timeout),
+        expect: r.expect.iter().map(|&c| u32::from(c)).collect(),
+        targets: r
+            .targets
+            .iter()
+            .filter_map(|name| s.targets.iter().position(|t| &t.name == name))
+            .map(|i| i as u32)
+            .collect(),
+        max_redirects: r.max_redirects,
+    }
+}
+
+/// The request's path with its `query` table percent-encoded and appended.
+pub fn request_uri(r: &Request) -> String {
+    if r.query.is_empty() {
+        return r.path.clone();
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&r.query)
+        .finish();
+    let sep = if !r.path.contains('?') {
+        "?"
+    } else if r.path.ends_with(['?', '&']) {
+        ""
+    } else {
+        "&"
+    };
+    format!("{}{sep}{query}", r.path)
+}
+
 fn compile_wait(w: &Wait) -> pb::Wait {
-    let (kind, a, b) = match *w {
-        Wait::None => (pb::WaitKind::None, 0, 0),
-        Wait::Constant { duration } => (pb::WaitKind::Constant, micros(duration), 0),
-        Wait::Between { min, max } => (pb::WaitKind::Between, micros(min), micros(max)),
+    let (kind, a, b, rate) = match *w {
+        Wait::None => (pb::WaitKind::None, 0, 0, 0.0),
+        Wait::Constant { duration } => (pb::WaitKind::Constant, micros(duration), 0, 0.0),
+        Wait::Between { min, max } => (pb::WaitKind::Between, micros(min), micros(max), 0.0),
+        Wait::Exponential { mean } => (pb::WaitKind::Exponential, micros(mean), 0, 0.0),
+        Wait::Pacing { interval } => (pb::WaitKind::Pacing, micros(interval), 0, 0.0),
+        Wait::Throughput { rate } => (pb::WaitKind::Throughput, 0, 0, rate),
     };
     pb::Wait {
         kind: kind as i32,
         a_us: a,
         b_us: b,
-        rate: 0.0,
+        rate,
     }
 }
 
@@ -91,10 +142,17 @@ pub fn redacted(s: &Scenario) -> serde_json::Value {
     let mut s = s.clone();
     for r in &mut s.requests {
         for (name, value) in &mut r.headers {
-            if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                *value = "<redacted>".to_owned();
-            }
+            *value = shown_header(name, value).to_owned();
         }
     }
     serde_json::to_value(&s).unwrap_or(serde_json::Value::Null)
+}
+
+/// A header's value as outputs may show it: secret ones redacted.
+pub fn shown_header<'a>(name: &str, value: &'a str) -> &'a str {
+    if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        "<redacted>"
+    } else {
+        value
+    }
 }

@@ -6,6 +6,6 @@ mod load;
 mod model;
 mod validate;
 
-pub use compile::{compile, redacted};
+pub use compile::{compile, redacted, shown_header};
 pub use load::{ScenarioError, load, parse};
 pub use model::*;

@@ -2,9 +2,11 @@
 //! error that names the key instead of a silently ignored setting.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One scenario file, resolved (file, then environment, then flags).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub struct Scenario {
     /// Run name, shown in outputs.
     pub name: String,
-    /// Total run time; optional when stages are given.
+    /// Total run time; optional when stages are given (then it caps them).
     #[serde(default, with = "humantime_serde")]
     pub run_time: Option<Duration>,
     /// How often workers report.
@@ -24,6 +26,12 @@ pub struct Scenario {
     /// How long in-flight requests may take to finish once the run stops.
     #[serde(default = "default_stop_timeout", with = "humantime_serde")]
     pub stop_timeout: Duration,
+    /// Redirects a request follows before its 3xx counts as the answer (0: none).
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: u32,
+    /// How long opening a connection may take.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// The fleets under test.
     #[serde(rename = "target", default)]
     pub targets: Vec<Target>,
@@ -32,12 +40,12 @@ pub struct Scenario {
     pub requests: Vec<Request>,
     /// The load model.
     pub load: Load,
-    /// Optional ramp profile.
+    /// Optional load profile.
     #[serde(rename = "stage", default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
-    /// k6-style thresholds: `"[scope/]metric" = "op value"`.
+    /// k6-style thresholds: `"[scope/]metric" = "op value"`, or a table with `abort_on_fail`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub thresholds: BTreeMap<String, String>,
+    pub thresholds: BTreeMap<String, ThresholdSpec>,
     /// Output paths.
     #[serde(default)]
     pub output: Output,
@@ -53,6 +61,14 @@ fn default_arch_header() -> String {
 
 fn default_stop_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+fn default_max_redirects() -> u32 {
+    5
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// One fleet: a base URL and the arch it is declared to run on.
@@ -77,19 +93,33 @@ pub struct Request {
     pub name: String,
     #[serde(default = "default_method")]
     pub method: String,
+    /// Appended to the target's URL path; may carry a query of its own.
     #[serde(default = "default_path")]
     pub path: String,
+    /// Query parameters, percent-encoded and appended to the path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
     #[serde(default = "one")]
     pub weight: u32,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// A text body, sent as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// A JSON body (any TOML value), sent with `content-type: application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_json::Value>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Expected statuses; empty means "any status below 400".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<u16>,
+    /// Overrides the scenario's `max_redirects` for this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_redirects: Option<u32>,
+    /// Target names this request goes to; empty means every target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 fn default_method() -> String {
@@ -106,16 +136,44 @@ fn default_timeout() -> Duration {
 
 /// Closed (users) or open (arrival rate) load.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Model {
     #[default]
     Closed,
     Open,
 }
 
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Closed => "closed",
+            Model::Open => "open",
+        }
+    }
+
+    /// What a level counts in this model.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Model::Closed => "users",
+            Model::Open => "req/s",
+        }
+    }
+}
+
+/// How open-model arrivals are spaced.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Arrivals {
+    /// Exponential gaps: independent arrivals, like real traffic.
+    #[default]
+    Poisson,
+    /// Equal gaps.
+    Uniform,
+}
+
 /// How users hold connections.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Connection {
     /// Each user keeps its own keep-alive connection (real users).
     #[default]
@@ -126,28 +184,120 @@ pub enum Connection {
     Close,
 }
 
+/// Reads one of a fixed set of names; the error lists them (serde's own enum errors, through
+/// `config`, do not).
+fn one_of<T: Copy>(value: &str, names: &[(&str, T)]) -> Result<T, String> {
+    names
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|&(_, v)| v)
+        .ok_or_else(|| {
+            let names: Vec<String> = names.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            format!("\"{value}\": expected one of {}", names.join(", "))
+        })
+}
+
+impl TryFrom<String> for Model {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        one_of(&v, &[("closed", Model::Closed), ("open", Model::Open)])
+    }
+}
+
+impl TryFrom<String> for Arrivals {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        one_of(
+            &v,
+            &[
+                ("poisson", Arrivals::Poisson),
+                ("uniform", Arrivals::Uniform),
+            ],
+        )
+    }
+}
+
+impl TryFrom<String> for Connection {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        one_of(
+            &v,
+            &[
+                ("per_user", Connection::PerUser),
+                ("shared", Connection::Shared),
+                ("close", Connection::Close),
+            ],
+        )
+    }
+}
+
+impl TryFrom<String> for WaitKindName {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        one_of(
+            &v,
+            &[
+                ("none", WaitKindName::None),
+                ("constant", WaitKindName::Constant),
+                ("between", WaitKindName::Between),
+                ("exponential", WaitKindName::Exponential),
+                ("pacing", WaitKindName::Pacing),
+                ("throughput", WaitKindName::Throughput),
+            ],
+        )
+    }
+}
+
 /// `[load]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
     #[serde(default)]
     pub model: Model,
-    /// Total users across workers and targets (closed model).
+    /// Closed model: total users across workers and targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<u32>,
-    /// Users started per second, globally; absent means all at once.
+    /// Closed model: users started (or stopped) per second, globally; absent means at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spawn_rate: Option<f64>,
-    /// Think time between a user's requests.
-    #[serde(default)]
-    pub wait: Wait,
+    /// Closed model: think time between a user's requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
     #[serde(default)]
     pub connection: Connection,
+    /// Open model: total arrivals per second across workers and targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Open model: how arrivals are spaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<Arrivals>,
+    /// Open model: most requests in flight at once on one worker; arrivals beyond are dropped
+    /// (and counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+}
+
+/// The default bound on in-flight requests per worker in the open model.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+
+impl Load {
+    /// The level without stages (and of `requests` stages that name none): users or req/s.
+    pub fn level(&self) -> Option<f64> {
+        match self.model {
+            Model::Closed => self.users.map(f64::from),
+            Model::Open => self.rate,
+        }
+    }
 }
 
 /// Think time. `{ kind = "between", min = "500ms", max = "1500ms" }`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    try_from = "RawWait"
+)]
 pub enum Wait {
     /// No think time.
     #[default]
@@ -164,16 +314,206 @@ pub enum Wait {
         #[serde(with = "humantime_serde")]
         max: Duration,
     },
+    /// Exponential with this mean: each user's requests form a Poisson process.
+    Exponential {
+        #[serde(with = "humantime_serde")]
+        mean: Duration,
+    },
+    /// Each iteration (request + wait) lasts at least `interval`.
+    Pacing {
+        #[serde(with = "humantime_serde")]
+        interval: Duration,
+    },
+    /// `rate` iterations per second per user (pacing at 1/rate).
+    Throughput { rate: f64 },
 }
 
-/// One stage of a ramp profile.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// How `wait` is read: one flat table, so an error names the field (`load.wait.min`), then
+/// checked against its kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWait {
+    kind: WaitKindName,
+    #[serde(default, with = "humantime_serde")]
+    duration: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    min: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    mean: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    interval: Option<Duration>,
+    #[serde(default)]
+    rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+enum WaitKindName {
+    None,
+    Constant,
+    Between,
+    Exponential,
+    Pacing,
+    Throughput,
+}
+
+impl TryFrom<RawWait> for Wait {
+    type Error = String;
+
+    fn try_from(raw: RawWait) -> Result<Wait, String> {
+        let given = [
+            ("duration", raw.duration.is_some()),
+            ("min", raw.min.is_some()),
+            ("max", raw.max.is_some()),
+            ("mean", raw.mean.is_some()),
+            ("interval", raw.interval.is_some()),
+            ("rate", raw.rate.is_some()),
+        ];
+        let (name, wants): (&str, &[&str]) = match raw.kind {
+            WaitKindName::None => ("none", &[]),
+            WaitKindName::Constant => ("constant", &["duration"]),
+            WaitKindName::Between => ("between", &["min", "max"]),
+            WaitKindName::Exponential => ("exponential", &["mean"]),
+            WaitKindName::Pacing => ("pacing", &["interval"]),
+            WaitKindName::Throughput => ("throughput", &["rate"]),
+        };
+        let expected = if wants.is_empty() {
+            "no other keys".to_owned()
+        } else {
+            wants
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        for (key, is_given) in given {
+            if is_given && !wants.contains(&key) {
+                return Err(format!(
+                    "`{key}` does not apply to kind = \"{name}\" (it takes {expected})"
+                ));
+            }
+            if !is_given && wants.contains(&key) {
+                return Err(format!("kind = \"{name}\" needs {expected}"));
+            }
+        }
+        // Every field this kind needs was checked present just above.
+        let d = |v: Option<Duration>| v.unwrap_or_default();
+        Ok(match raw.kind {
+            WaitKindName::None => Wait::None,
+            WaitKindName::Constant => Wait::Constant {
+                duration: d(raw.duration),
+            },
+            WaitKindName::Between => Wait::Between {
+                min: d(raw.min),
+                max: d(raw.max),
+            },
+            WaitKindName::Exponential => Wait::Exponential { mean: d(raw.mean) },
+            WaitKindName::Pacing => Wait::Pacing {
+                interval: d(raw.interval),
+            },
+            WaitKindName::Throughput => Wait::Throughput {
+                rate: raw.rate.unwrap_or_default(),
+            },
+        })
+    }
+}
+
+/// One stage of a load profile: a ramp (`users` or `rate` over `duration`), a fixed number of
+/// `requests`, or a `pause`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
-    #[serde(with = "humantime_serde")]
-    pub duration: Duration,
+    /// How long the stage lasts; for a `requests` stage, an optional time limit.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
+    /// Closed model: users at the end of the stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<u32>,
+    /// Open model: arrivals per second at the end of the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Send exactly this many requests (spread over the workers), then move on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// No load for `duration`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
+}
+
+/// One threshold: `"< 500ms"`, or `{ expr = "< 500ms", abort_on_fail = true, delay = "30s" }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ThresholdSpec {
+    Expr(String),
+    Rule(ThresholdRule),
+}
+
+/// The table form of a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRule {
+    /// `op value`, e.g. `< 0.01`.
+    pub expr: String,
+    /// Stop the run as soon as the threshold fails on the results so far.
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    /// With `abort_on_fail`: do not judge before this much of the run has passed.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
+}
+
+impl ThresholdSpec {
+    pub fn expr(&self) -> &str {
+        match self {
+            ThresholdSpec::Expr(e) => e,
+            ThresholdSpec::Rule(r) => &r.expr,
+        }
+    }
+
+    pub fn abort_on_fail(&self) -> bool {
+        matches!(self, ThresholdSpec::Rule(r) if r.abort_on_fail)
+    }
+
+    pub fn delay(&self) -> Duration {
+        match self {
+            ThresholdSpec::Rule(r) => r.delay.unwrap_or_default(),
+            ThresholdSpec::Expr(_) => Duration::ZERO,
+        }
+    }
+}
+
+// By hand rather than `untagged`, so a bad table says which key is wrong instead of "did not
+// match any variant".
+impl<'de> Deserialize<'de> for ThresholdSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SpecVisitor;
+        impl<'de> Visitor<'de> for SpecVisitor {
+            type Value = ThresholdSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "an expression such as \"< 500ms\", or a table { expr = \"< 500ms\", abort_on_fail = true }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ThresholdSpec, E> {
+                Ok(ThresholdSpec::Expr(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ThresholdSpec, A::Error> {
+                ThresholdRule::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ThresholdSpec::Rule)
+            }
+        }
+        d.deserialize_any(SpecVisitor)
+    }
 }
 
 /// `[output]`.

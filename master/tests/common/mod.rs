@@ -2,6 +2,7 @@
 //! serves (the oracle), and helpers to run the real binaries.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -28,6 +29,16 @@ pub struct Counts {
     /// How long each request really waited, µs: timers overshoot, so the oracle for latency
     /// is the delay the server actually applied, not the one it asked for.
     pub delays_us: std::sync::Mutex<Vec<u64>>,
+    /// Requests per path (query included).
+    pub by_path: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// When each request arrived and when it was answered (wall clock, to line up with the
+    /// summary's `started_at`).
+    pub spans: std::sync::Mutex<Vec<(SystemTime, SystemTime)>>,
+    /// Per connection: from one answer to the next request on the same connection, µs (a
+    /// user's think time, as the server sees it).
+    pub gaps_us: std::sync::Mutex<Vec<u64>>,
+    /// Redirects answered.
+    pub redirected: AtomicU64,
 }
 
 impl Counts {
@@ -36,6 +47,34 @@ impl Counts {
     }
     pub fn served_5xx(&self) -> u64 {
         self.served_5xx.load(Ordering::SeqCst)
+    }
+    pub fn redirected(&self) -> u64 {
+        self.redirected.load(Ordering::SeqCst)
+    }
+    pub fn path_count(&self, path: &str) -> u64 {
+        self.by_path.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+    pub fn spans(&self) -> Vec<(SystemTime, SystemTime)> {
+        self.spans.lock().unwrap().clone()
+    }
+    /// Requests in flight at `at`, by the server's own clock.
+    pub fn in_flight_at(&self, at: SystemTime) -> usize {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(start, end)| *start <= at && at < *end)
+            .count()
+    }
+    /// The most requests in flight at any moment of `[from, to]`.
+    pub fn most_in_flight(&self, from: SystemTime, to: SystemTime) -> usize {
+        let spans = self.spans.lock().unwrap().clone();
+        // Concurrency only rises when a request arrives: look at `from` and every arrival.
+        std::iter::once(from)
+            .chain(spans.iter().map(|s| s.0).filter(|t| *t >= from && *t <= to))
+            .map(|at| spans.iter().filter(|(s, e)| *s <= at && at < *e).count())
+            .max()
+            .unwrap_or(0)
     }
     /// Median of the applied delays, ms.
     pub fn median_delay_ms(&self) -> f64 {
@@ -46,7 +85,7 @@ impl Counts {
 }
 
 /// How the test server behaves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Behaviour {
     /// Value of the `x-arch` header it sets.
     pub arch: &'static str,
@@ -54,6 +93,8 @@ pub struct Behaviour {
     pub every_5xx: u64,
     /// Delay before answering.
     pub delay: Duration,
+    /// Answer 302 to these URLs in turn instead of serving (a splitter).
+    pub redirect_to: Vec<String>,
 }
 
 /// A counting HTTP/1.1 server on 127.0.0.1 with an ephemeral port, on its own thread and
@@ -110,8 +151,10 @@ async fn accept_loop(listener: TcpListener, behaviour: Behaviour, counts: Arc<Co
         let _ = stream.set_nodelay(true);
         let b = behaviour.clone();
         let c = counts.clone();
+        // When this connection's previous answer went out.
+        let last = Arc::new(std::sync::Mutex::new(None::<Instant>));
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, b.clone(), c.clone()));
+            let service = service_fn(move |req| handle(req, b.clone(), c.clone(), last.clone()));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -120,11 +163,35 @@ async fn accept_loop(listener: TcpListener, behaviour: Behaviour, counts: Arc<Co
 }
 
 async fn handle(
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
     b: Behaviour,
     counts: Arc<Counts>,
+    last: Arc<std::sync::Mutex<Option<Instant>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let start = Instant::now();
+    let arrived = SystemTime::now();
+    if let Some(prev) = last.lock().unwrap().take() {
+        counts
+            .gaps_us
+            .lock()
+            .unwrap()
+            .push(start.duration_since(prev).as_micros() as u64);
+    }
+    if !b.redirect_to.is_empty() {
+        let n = counts.redirected.fetch_add(1, Ordering::SeqCst);
+        let to = &b.redirect_to[n as usize % b.redirect_to.len()];
+        *last.lock().unwrap() = Some(Instant::now());
+        return Ok(Response::builder()
+            .status(302)
+            .header("location", to.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap());
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.to_string());
+    *counts.by_path.lock().unwrap().entry(path).or_default() += 1;
     tokio::time::sleep(b.delay).await;
     counts
         .delays_us
@@ -137,6 +204,12 @@ async fn handle(
         counts.served_5xx.fetch_add(1, Ordering::SeqCst);
     }
     let status = if fail { 503 } else { 200 };
+    counts
+        .spans
+        .lock()
+        .unwrap()
+        .push((arrived, SystemTime::now()));
+    *last.lock().unwrap() = Some(Instant::now());
     Ok(Response::builder()
         .status(status)
         .header("x-arch", b.arch)

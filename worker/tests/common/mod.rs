@@ -32,6 +32,9 @@ pub struct Behaviour {
     pub arch: Option<&'static str>,
     /// Path prefix → Location for a 302.
     pub redirects: Vec<(String, String)>,
+    /// When the n-th request (1-based) arrives, hold every request that arrives in the next
+    /// `Duration` until that time is up: one stall, as a GC pause or a failover would cause.
+    pub stall: Option<(u64, Duration)>,
 }
 
 /// What a server counted.
@@ -40,6 +43,10 @@ pub struct Counts {
     pub served: AtomicU64,
     pub status_503: AtomicU64,
     pub redirected: AtomicU64,
+    /// Until when requests are held (see `Behaviour::stall`).
+    pub stall_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// Requests that were held by the stall.
+    pub stalled: AtomicU64,
 }
 
 impl Counts {
@@ -119,6 +126,20 @@ async fn answer(req: Request<Incoming>, b: &Behaviour, counts: &Counts) -> Respo
             .unwrap();
     }
     let n = counts.served.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some((at, length)) = b.stall {
+        let now = tokio::time::Instant::now();
+        let until = {
+            let mut until = counts.stall_until.lock().unwrap();
+            if n == at {
+                *until = Some(now + length);
+            }
+            until.filter(|u| *u > now)
+        };
+        if let Some(until) = until {
+            counts.stalled.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep_until(until).await;
+        }
+    }
     if !b.delay.is_zero() {
         tokio::time::sleep(b.delay).await;
     }
