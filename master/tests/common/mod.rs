@@ -28,6 +28,11 @@ pub struct Counts {
     /// How long each request really waited, µs: timers overshoot, so the oracle for latency
     /// is the delay the server actually applied, not the one it asked for.
     pub delays_us: std::sync::Mutex<Vec<u64>>,
+    /// Every request as it arrived: (connection number, when).
+    pub arrivals: std::sync::Mutex<Vec<(u64, Instant)>>,
+    /// When each connection closed.
+    pub closed: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
+    next_conn: AtomicU64,
 }
 
 impl Counts {
@@ -36,6 +41,30 @@ impl Counts {
     }
     pub fn served_5xx(&self) -> u64 {
         self.served_5xx.load(Ordering::SeqCst)
+    }
+    /// Requests that arrived after `t`.
+    pub fn arrived_after(&self, t: Instant) -> u64 {
+        let a = self.arrivals.lock().unwrap();
+        a.iter().filter(|(_, at)| *at > t).count() as u64
+    }
+    /// When the last request arrived.
+    pub fn last_arrival(&self) -> Option<Instant> {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, at)| *at)
+            .max()
+    }
+    /// Connections that sent a request within `[from, to]`.
+    pub fn connections_active(&self, from: Instant, to: Instant) -> usize {
+        let a = self.arrivals.lock().unwrap();
+        let set: std::collections::HashSet<u64> = a
+            .iter()
+            .filter(|(_, at)| *at >= from && *at <= to)
+            .map(|(c, _)| *c)
+            .collect();
+        set.len()
     }
     /// Median of the applied delays, ms.
     pub fn median_delay_ms(&self) -> f64 {
@@ -110,21 +139,26 @@ async fn accept_loop(listener: TcpListener, behaviour: Behaviour, counts: Arc<Co
         let _ = stream.set_nodelay(true);
         let b = behaviour.clone();
         let c = counts.clone();
+        let conn = counts.next_conn.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, b.clone(), c.clone()));
+            let cc = c.clone();
+            let service = service_fn(move |req| handle(req, conn, b.clone(), cc.clone()));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            c.closed.lock().unwrap().insert(conn, Instant::now());
         });
     }
 }
 
 async fn handle(
     _req: Request<Incoming>,
+    conn: u64,
     b: Behaviour,
     counts: Arc<Counts>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let start = Instant::now();
+    counts.arrivals.lock().unwrap().push((conn, start));
     tokio::time::sleep(b.delay).await;
     counts
         .delays_us
@@ -171,6 +205,14 @@ pub struct MasterProcess {
     pub addr: SocketAddr,
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
     pub stdout: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for MasterProcess {
+    // A failed test must not leave a master behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `stampede-master` with `args` and waits until it says where it listens.
