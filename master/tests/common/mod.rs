@@ -180,12 +180,19 @@ async fn handle(
 
 /// The master binary under test.
 pub fn master_bin() -> PathBuf {
+    // Another build of the binary (e.g. a release one) when asked for.
+    if let Some(p) = std::env::var_os("STAMPEDE_TEST_MASTER_BIN") {
+        return PathBuf::from(p);
+    }
     PathBuf::from(env!("CARGO_BIN_EXE_stampede-master"))
 }
 
 /// The worker binary: built beside the master's by `cargo test --workspace`; when it is
 /// missing (the master's tests alone), built here with the same cargo.
 pub fn worker_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("STAMPEDE_TEST_WORKER_BIN") {
+        return PathBuf::from(p);
+    }
     let path =
         master_bin().with_file_name(format!("stampede-worker{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
