@@ -60,12 +60,12 @@ fn worker(master: std::net::SocketAddr, id: &str, extra: &[&str]) -> Reaped {
 fn master(scenario: &str, dir: &std::path::Path, workers: usize, bind: &str) -> MasterProcess {
     let summary = dir.join("summary.json");
     let n = workers.to_string();
-    let args = vec![
+    let args = [
         "run",
         scenario,
         "--headless",
         "--expect-workers",
-        &n,
+        n.as_str(),
         "--bind",
         bind,
         "--summary",
