@@ -158,7 +158,8 @@ fn a_killed_worker_costs_at_most_its_last_interval() {
     let arrivals = srv.counts.arrivals.lock().unwrap().clone();
     let last_interval = arrivals
         .iter()
-        .filter(|(c, at)| killed.contains(c) && *at + Duration::from_secs(1) >= killed_at)
+        // One report interval (1 s), plus slack for a report tick delayed on a busy machine.
+        .filter(|(c, at)| killed.contains(c) && *at + Duration::from_millis(1500) >= killed_at)
         .count() as u64;
 
     let served = srv.counts.served();
@@ -166,7 +167,7 @@ fn a_killed_worker_costs_at_most_its_last_interval() {
     assert!(counted <= served, "counted {counted} > served {served}");
     let missing = served - counted;
     eprintln!(
-        "served {served}, counted {counted}, missing {missing}, killed worker's last second {last_interval}"
+        "served {served}, counted {counted}, missing {missing}, killed worker's last 1.5 s {last_interval}"
     );
     assert!(
         missing <= last_interval,
