@@ -72,11 +72,20 @@ struct SeqTracker {
     above: BTreeSet<u64>,
 }
 
+/// Sequence numbers remembered above the contiguous run; beyond, the oldest gap is given up
+/// (its report was lost), so a sender of random numbers cannot grow the set without bound.
+const MAX_SEQ_GAPS: usize = 8192;
+
 impl SeqTracker {
     /// Records `seq`; false when it was already seen.
     fn insert(&mut self, seq: u64) -> bool {
         if seq <= self.contiguous || !self.above.insert(seq) {
             return false;
+        }
+        while self.above.len() > MAX_SEQ_GAPS
+            && let Some(first) = self.above.pop_first()
+        {
+            self.contiguous = first;
         }
         while self.above.remove(&(self.contiguous + 1)) {
             self.contiguous += 1;
@@ -149,7 +158,8 @@ impl Aggregator {
     /// Notes that `worker` received the run configuration `at_ms` into the run; its report
     /// times are relative to that moment.
     pub fn worker_started(&mut self, worker: &str, at_ms: u64) {
-        self.offsets.insert(worker.to_owned(), at_ms);
+        // A worker rejoining the run keeps its clock: its reports still count from the first.
+        self.offsets.entry(worker.to_owned()).or_insert(at_ms);
     }
 
     /// Counts a report exactly once.
@@ -421,6 +431,20 @@ mod tests {
         let t = a.totals();
         assert_eq!(t.requests, 4);
         assert_eq!(t.count_5xx(), 1);
+    }
+
+    #[test]
+    fn sparse_sequence_numbers_stay_bounded() {
+        let mut t = SeqTracker::default();
+        for i in 0..(MAX_SEQ_GAPS as u64 + 100) {
+            assert!(t.insert(1_000 + i * 7));
+        }
+        assert!(t.above.len() <= MAX_SEQ_GAPS);
+        assert!(
+            !t.insert(1_000),
+            "an early number given up on is not counted again"
+        );
+        assert!(t.insert(u64::MAX));
     }
 
     #[test]

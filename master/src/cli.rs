@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{self, Auth};
 use crate::controller::{Controller, RunSettings, Verdict};
 use crate::headless::Headless;
 use crate::metrics::{self, Metrics};
@@ -83,9 +84,13 @@ pub struct RunArgs {
     /// Shortcut for --set run_time=DUR (e.g. 90s, 10m).
     #[arg(long, env = "STAMPEDE_RUN_TIME", value_name = "DUR")]
     pub run_time: Option<String>,
-    /// Shared token workers must present.
+    /// Shared token workers must present (required with --expect-workers; runs with local
+    /// workers only make one up).
     #[arg(long, env = "STAMPEDE_TOKEN", hide_env_values = true, value_name = "T")]
     pub token: Option<String>,
+    /// Admit workers without a token (loudly warned about): anyone who reaches the port joins.
+    #[arg(long, env = "STAMPEDE_INSECURE", conflicts_with = "token")]
+    pub insecure: bool,
     /// How long to wait for the expected workers.
     #[arg(long, env = "STAMPEDE_WAIT_WORKERS", default_value = "2m", value_parser = humantime::parse_duration, value_name = "DUR")]
     pub wait_workers: Duration,
@@ -236,13 +241,20 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let auth = match auth::resolve(args.token.as_deref(), args.insecure, args.expect_workers) {
+        Ok(auth) => auth,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
     let options = ExecuteOptions {
         headless: args.headless,
         summary: args.summary.clone(),
         remote_workers: args.expect_workers,
         local_workers: args.local_workers(),
         bind: args.bind_addr(),
-        token: args.token.clone(),
+        auth,
         wait_workers: args.wait_workers,
         heartbeat_interval: args.heartbeat_interval,
         liveness_timeout: args.liveness_timeout,
@@ -262,7 +274,8 @@ pub struct ExecuteOptions {
     pub remote_workers: usize,
     pub local_workers: usize,
     pub bind: SocketAddr,
-    pub token: Option<String>,
+    /// How workers are admitted (see [`auth::resolve`]).
+    pub auth: Auth,
     pub wait_workers: Duration,
     pub heartbeat_interval: Duration,
     pub liveness_timeout: Duration,
@@ -304,11 +317,16 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
         .with_context(|| format!("cannot listen on {}", opts.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!("master listening on {addr}");
+    if opts.auth == Auth::Insecure {
+        let warning = auth::insecure_warning(&addr.to_string());
+        tracing::warn!("{warning}");
+        eprintln!("WARNING: {warning}");
+    }
 
     let (events_tx, events_rx) = mpsc::channel(4096);
     let service = Service::new(
         ServiceConfig {
-            token: opts.token.clone(),
+            token: opts.auth.token().map(str::to_owned),
             heartbeat_interval: opts.heartbeat_interval,
         },
         events_tx,
@@ -319,7 +337,11 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
         service,
         server_stop.clone().cancelled_owned(),
     ));
-    let workers = crate::local::spawn(opts.local_workers, addr, opts.token.clone());
+    let workers = crate::local::spawn(
+        opts.local_workers,
+        addr,
+        opts.auth.token().map(str::to_owned),
+    );
 
     let stop = CancellationToken::new();
     crate::shutdown::install(stop.clone());

@@ -12,7 +12,7 @@ use crate::aggregate::{Aggregator, TargetInfo};
 use crate::command::Command;
 use crate::dispatch::{self, Quotas, Ramp};
 use crate::plan::{Cursor, Goal, Plan};
-use crate::registry::{JoinError, Registry, State};
+use crate::registry::{JoinError, Joined, Registry, State, Worker};
 use crate::scenario::{self, Model, Scenario};
 use crate::server::Event;
 use crate::snapshot::{Progress, Snapshot};
@@ -81,7 +81,6 @@ pub struct Controller {
     events: mpsc::Receiver<Event>,
     view: Box<dyn View>,
     stop: CancellationToken,
-    master_start: Instant,
     run_start: Option<Instant>,
     last_tick: Instant,
     epoch: u64,
@@ -94,6 +93,8 @@ pub struct Controller {
     users_shift: i64,
     users_step: u32,
     valid_load: ValidLoad,
+    /// The run is over and workers have been told to stop.
+    stopping: bool,
 }
 
 impl Controller {
@@ -142,12 +143,12 @@ impl Controller {
             events,
             view,
             stop,
-            master_start: Instant::now(),
             run_start: None,
             last_tick: Instant::now(),
             epoch: 0,
             rejected: Default::default(),
             notices: Vec::new(),
+            stopping: false,
         }
     }
 
@@ -244,10 +245,6 @@ impl Controller {
             }
         }
         false
-    }
-
-    fn since_master_start(&self) -> Duration {
-        self.master_start.elapsed()
     }
 
     fn run_elapsed(&self) -> Duration {
@@ -507,6 +504,9 @@ impl Controller {
                     self.notices.push(why);
                 }
             }
+            self.dropped(&w, reason);
+            // Its users are gone now: the survivors take them on at the spawn rate.
+            self.ramp.shed(w.assigned.iter().map(|l| l.users).sum());
             // Force a fresh assignment for everyone left.
             for w in self.registry.live_mut() {
                 w.assigned.clear();
@@ -558,7 +558,8 @@ impl Controller {
     }
 
     fn on_join(&mut self, conn: u64, hello: pb::Hello, outbox: crate::server::Outbox) {
-        let at = self.since_master_start();
+        // Joins and departures are both on the run's clock (0 before it starts).
+        let at = self.run_elapsed();
         let id = hello.worker_id.clone();
         tracing::info!(
             worker = %id,
@@ -567,8 +568,17 @@ impl Controller {
             cores = hello.cores,
             "worker joined"
         );
-        match self.registry.join(conn, hello, outbox.clone(), at) {
-            Ok(_) => {}
+        let stale_after = self.settings.liveness_timeout;
+        match self
+            .registry
+            .join(conn, hello, outbox.clone(), at, stale_after)
+        {
+            Ok(Joined::New) => {}
+            Ok(Joined::Replaced(old)) => {
+                tracing::warn!(worker = %id, "worker reconnected; its previous connection is closed");
+                self.notices.push(format!("worker {id} reconnected"));
+                self.dropped(&old, "a newer connection of this worker replaced this one");
+            }
             Err(JoinError::DuplicateId(id)) => {
                 tracing::warn!(worker = %id, "refused a second worker with the same id");
                 let _ = outbox.try_send(Err(tonic::Status::already_exists(format!(
@@ -579,11 +589,29 @@ impl Controller {
         }
         if self.run_start.is_some() {
             self.notices.push(format!("worker {id} joined"));
+            // A worker coming back to this run resends its unacknowledged reports on this
+            // RunConfig; during the stop it is told to stop at once, so they still arrive.
             self.start_worker(&id, conn);
+            if self.stopping {
+                let stop = self.stop_message();
+                if let Some(w) = self.registry.get_mut(&id, conn)
+                    && w.send(Msg::Stop(stop))
+                {
+                    w.state = State::Stopping;
+                }
+            }
             for w in self.registry.live_mut() {
                 w.assigned.clear();
             }
         }
+    }
+
+    /// Ends a dropped worker's stream with a status saying why, so a worker that is still
+    /// alive (frozen, partitioned) stops its load and reconnects instead of running on.
+    fn dropped(&self, w: &Worker, why: &str) {
+        let _ = w
+            .outbox
+            .try_send(Err(tonic::Status::aborted(format!("{why}; reconnect"))));
     }
 
     fn on_report(
@@ -597,6 +625,10 @@ impl Controller {
         };
         w.last_seen = Instant::now();
         let result = match report {
+            Ok(r) if r.worker_id != worker => Err(format!(
+                "report names worker `{}`, but came from `{worker}`",
+                r.worker_id
+            )),
             Ok(r) => {
                 w.users = r.users;
                 let secs = r.end_ms.saturating_sub(r.start_ms) as f64 / 1000.0;
@@ -635,11 +667,16 @@ impl Controller {
     }
 
     /// Tells every running worker to stop and waits for their final reports.
-    async fn stop_workers(&mut self) {
-        let stop = pb::Stop {
+    fn stop_message(&self) -> pb::Stop {
+        pb::Stop {
             reason: "run complete".into(),
             stop_timeout_ms: self.scenario.stop_timeout.as_millis() as u64,
-        };
+        }
+    }
+
+    async fn stop_workers(&mut self) {
+        self.stopping = true;
+        let stop = self.stop_message();
         for w in self.registry.live_mut() {
             if w.state == State::Running && w.send(Msg::Stop(stop.clone())) {
                 w.state = State::Stopping;

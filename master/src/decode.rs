@@ -1,16 +1,35 @@
 //! Decoding and checking interval reports as they arrive, on the connection's task, so that the
 //! aggregator only ever sees well-formed data and decoding cost spreads over the runtime.
 
+use std::io::Read;
+use std::sync::LazyLock;
+
+use flate2::read::ZlibDecoder;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use stampede_proto::{self as pb, hdr};
 
-use crate::tally::Class;
+use crate::tally::{Class, new_histogram};
 
 /// Longest arch label accepted; arch labels come from response headers, i.e. the network.
 pub const MAX_ARCH_LEN: usize = 64;
 /// Most series one report may carry (targets × arches × outcomes × requests stays far below).
-pub const MAX_SERIES: usize = 4096;
+/// Each decodes to a full-size histogram (~190 KB), so this bounds a report's memory.
+pub const MAX_SERIES: usize = 1024;
+/// Most requests one report may count: far above what a worker can send in an interval, far
+/// below what could overflow the totals.
+pub const MAX_REQUESTS: u64 = 10_000_000_000;
+/// Latest interval end accepted, ms since the worker started the run (100 days).
+pub const MAX_END_MS: u64 = 100 * 24 * 3600 * 1000;
+
+/// HdrHistogram V2 cookies and header size (the serialization format's constants).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+const V2_HEADER: usize = 40;
+/// The largest inflated V2 histogram with stampede's bounds: the header and every count at
+/// its longest encoding (9 bytes). Anything bigger is not one of ours.
+static MAX_INFLATED: LazyLock<usize> =
+    LazyLock::new(|| V2_HEADER + 9 * new_histogram().distinct_values());
 
 /// One key of one interval, decoded.
 #[derive(Debug, Clone)]
@@ -64,6 +83,10 @@ pub enum DecodeError {
     Bounds { index: usize },
     #[error("series {index}: count {count} but the histogram holds {held}")]
     CountMismatch { index: usize, count: u64, held: u64 },
+    #[error("more than {MAX_REQUESTS} requests (or dropped arrivals) in one report")]
+    AbsurdCount,
+    #[error("interval end {0} ms is past any possible run")]
+    AbsurdTime(u64),
 }
 
 /// Decodes a report and checks everything that can be checked without the run's context.
@@ -77,15 +100,24 @@ pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
             end: report.end_ms,
         });
     }
+    if report.end_ms > MAX_END_MS {
+        return Err(DecodeError::AbsurdTime(report.end_ms));
+    }
     if report.series.len() > MAX_SERIES {
         return Err(DecodeError::TooManySeries(report.series.len()));
     }
-    let mut deserializer = Deserializer::new();
+    let claimed = report
+        .series
+        .iter()
+        .try_fold(report.dropped, |sum, s| sum.checked_add(s.count));
+    if claimed.is_none_or(|n| n > MAX_REQUESTS) {
+        return Err(DecodeError::AbsurdCount);
+    }
     let series = report
         .series
         .into_iter()
         .enumerate()
-        .map(|(index, s)| decode_series(&mut deserializer, index, s))
+        .map(|(index, s)| decode_series(index, s))
         .collect::<Result<_, _>>()?;
     Ok(Report {
         run_id: report.run_id,
@@ -101,11 +133,7 @@ pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
     })
 }
 
-fn decode_series(
-    deserializer: &mut Deserializer,
-    index: usize,
-    s: pb::Series,
-) -> Result<Series, DecodeError> {
+fn decode_series(index: usize, s: pb::Series) -> Result<Series, DecodeError> {
     let class = Class::from_wire(s.outcome).ok_or(DecodeError::UnknownOutcome {
         index,
         value: s.outcome,
@@ -113,12 +141,7 @@ fn decode_series(
     if s.arch.is_empty() || s.arch.len() > MAX_ARCH_LEN {
         return Err(DecodeError::BadArch { index });
     }
-    let hist: Histogram<u64> = deserializer
-        .deserialize(&mut s.hdr.as_slice())
-        .map_err(|e| DecodeError::Histogram {
-            index,
-            message: format!("{e:?}"),
-        })?;
+    let hist = histogram(&s.hdr).map_err(|message| DecodeError::Histogram { index, message })?;
     if hist.low() != hdr::LOWEST_US
         || hist.high() != hdr::HIGHEST_US
         || hist.sigfig() != hdr::SIGFIG
@@ -141,6 +164,76 @@ fn decode_series(
         count: s.count,
         hist,
     })
+}
+
+/// Decodes V2+deflate bytes, checking the header before the decoder sees it: the decoder
+/// believes the header's payload length and bounds (a few hostile bytes could make it allocate
+/// gigabytes), so only a bounded inflate of a header with stampede's own bounds reaches it.
+fn histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
+    let be32 = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let be64 = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    };
+    if be32(bytes, 0) != Some(V2_DEFLATE_COOKIE) {
+        return Err("not an HdrHistogram V2+deflate encoding (cookie)".into());
+    }
+    let compressed = be32(bytes, 4).ok_or("truncated header")? as usize;
+    if compressed != bytes.len() - 8 {
+        return Err(format!(
+            "header says {compressed} compressed bytes, {} follow",
+            bytes.len() - 8
+        ));
+    }
+    let limit = *MAX_INFLATED;
+    let mut inflated = Vec::new();
+    ZlibDecoder::new(&bytes[8..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| format!("inflate: {e}"))?;
+    if inflated.len() > limit {
+        return Err(format!("inflates beyond {limit} bytes"));
+    }
+    let header = (
+        be32(&inflated, 0),
+        be32(&inflated, 4),
+        be32(&inflated, 8),
+        be32(&inflated, 12),
+        be64(&inflated, 16),
+        be64(&inflated, 24),
+        be64(&inflated, 32),
+    );
+    let (
+        Some(cookie),
+        Some(payload),
+        Some(offset),
+        Some(digits),
+        Some(low),
+        Some(high),
+        Some(ratio),
+    ) = header
+    else {
+        return Err("truncated header".into());
+    };
+    if cookie != V2_COOKIE || offset != 0 || ratio != 1f64.to_bits() {
+        return Err("not an HdrHistogram V2 encoding (header)".into());
+    }
+    if payload as usize != inflated.len() - V2_HEADER {
+        return Err(format!(
+            "header says {payload} payload bytes, {} follow",
+            inflated.len() - V2_HEADER
+        ));
+    }
+    if (low, high, digits) != (hdr::LOWEST_US, hdr::HIGHEST_US, u32::from(hdr::SIGFIG)) {
+        return Err(format!(
+            "bounds {low}..{high} at {digits} figures, not 1 µs … 1 h at 3"
+        ));
+    }
+    // The decoder can panic on some hostile counts (it negates i64::MIN): contain it.
+    std::panic::catch_unwind(|| Deserializer::new().deserialize(&mut inflated.as_slice()))
+        .map_err(|_| "the counts do not decode".to_owned())?
+        .map_err(|e| format!("{e:?}"))
 }
 
 #[cfg(test)]
@@ -226,7 +319,78 @@ mod tests {
     fn other_bounds_are_rejected() {
         let h = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
         let e = decode(report_with(series(&h, 0))).unwrap_err();
-        assert!(matches!(e, DecodeError::Bounds { .. }));
+        assert!(e.to_string().contains("bounds"), "{e}");
+    }
+
+    /// V2+deflate bytes around an inflated V2 header and payload, as a hostile worker makes them.
+    fn hostile(payload_len: u32, digits: u32, high: u64, payload: &[u8]) -> Vec<u8> {
+        use flate2::write::ZlibEncoder;
+        use std::io::Write;
+        let mut inner = Vec::new();
+        inner.extend_from_slice(&V2_COOKIE.to_be_bytes());
+        inner.extend_from_slice(&payload_len.to_be_bytes());
+        inner.extend_from_slice(&0u32.to_be_bytes());
+        inner.extend_from_slice(&digits.to_be_bytes());
+        inner.extend_from_slice(&1u64.to_be_bytes());
+        inner.extend_from_slice(&high.to_be_bytes());
+        inner.extend_from_slice(&1f64.to_bits().to_be_bytes());
+        inner.extend_from_slice(payload);
+        let mut z = ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&inner).unwrap();
+        let deflated = z.finish().unwrap();
+        let mut out = V2_DEFLATE_COOKIE.to_be_bytes().to_vec();
+        out.extend_from_slice(&(deflated.len() as u32).to_be_bytes());
+        out.extend_from_slice(&deflated);
+        out
+    }
+
+    fn hdr_error(bytes: Vec<u8>, count: u64) -> String {
+        let mut s = series(&new_histogram(), count);
+        s.hdr = bytes;
+        match decode(report_with(s)) {
+            Err(DecodeError::Histogram { message, .. }) => message,
+            other => panic!("expected a histogram error, got {other:?}"),
+        }
+    }
+
+    /// Headers that would make the decoder allocate gigabytes, inflate bombs and counts that
+    /// make it panic are all plain errors, decided without the allocation.
+    #[test]
+    fn hostile_histograms_are_rejected_cheaply() {
+        // A 4 GiB payload announced in 60 bytes.
+        let m = hdr_error(hostile(u32::MAX - 16, 3, hdr::HIGHEST_US, &[]), 0);
+        assert!(m.contains("payload"), "{m}");
+        // Bounds that mean a 25 MB counts array.
+        let m = hdr_error(hostile(0, 5, u64::MAX, &[]), 0);
+        assert!(m.contains("bounds"), "{m}");
+        // 64 MiB of zeros deflate to ~64 KB: inflating stops at the bound.
+        let bomb = vec![0u8; 64 << 20];
+        let m = hdr_error(hostile(bomb.len() as u32, 3, hdr::HIGHEST_US, &bomb), 0);
+        assert!(m.contains("inflates beyond"), "{m}");
+        // zigzag(u64::MAX) is i64::MIN, which the decoder negates.
+        let min = [0xffu8; 9];
+        let m = hdr_error(hostile(9, 3, hdr::HIGHEST_US, &min), 0);
+        assert!(!m.is_empty());
+        // The compressed length must be what follows.
+        let mut cut = hostile(0, 3, hdr::HIGHEST_US, &[]);
+        cut.truncate(cut.len() - 1);
+        let m = hdr_error(cut, 0);
+        assert!(m.contains("compressed bytes"), "{m}");
+        assert!(hdr_error(Vec::new(), 0).contains("cookie"));
+    }
+
+    #[test]
+    fn absurd_counts_and_times_are_rejected() {
+        let mut h = new_histogram();
+        h.record_n(1000, 1 << 62).unwrap();
+        let e = decode(report_with(series(&h, 1 << 62))).unwrap_err();
+        assert_eq!(e, DecodeError::AbsurdCount);
+        let mut r = report_with(series(&new_histogram(), 0));
+        r.dropped = u64::MAX;
+        assert_eq!(decode(r).unwrap_err(), DecodeError::AbsurdCount);
+        let mut r = report_with(series(&new_histogram(), 0));
+        r.end_ms = u64::MAX;
+        assert!(matches!(decode(r), Err(DecodeError::AbsurdTime(_))));
     }
 
     #[test]

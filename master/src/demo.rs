@@ -11,6 +11,7 @@ use clap::Args;
 use stampede_workload_server::{Server, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Auth, generate_token};
 use crate::cli::{EXIT_BAD_INPUT, ExecuteOptions, execute};
 use crate::scenario;
 
@@ -103,7 +104,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         remote_workers: 0,
         local_workers: 1,
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        token: None,
+        // Only the in-process worker joins; it is handed this token.
+        auth: Auth::Token(generate_token()),
         wait_workers: Duration::from_secs(30),
         heartbeat_interval: Duration::from_secs(1),
         liveness_timeout: Duration::from_secs(3),

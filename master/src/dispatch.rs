@@ -250,6 +250,14 @@ impl Ramp {
         self.users()
     }
 
+    /// `users` stopped running (their worker was lost): the level drops by as much, so that
+    /// handing them to other workers climbs back at the spawn rate. Without one it jumps back.
+    pub fn shed(&mut self, users: u32) {
+        if self.spawn_rate.is_some() {
+            self.level = (self.level - f64::from(users)).max(0.0);
+        }
+    }
+
     /// Users due now: rounded down while climbing so the spawn rate is never exceeded, with a
     /// small tolerance for floating-point drift.
     pub fn users(&self) -> u32 {
@@ -363,6 +371,9 @@ mod tests {
         }
         assert_eq!(seen, vec![2, 5, 7, 10, 12, 15, 17, 20, 20, 20]);
         assert_eq!(r.advance(0.0, 1.0), 15);
+        r.shed(5);
+        assert_eq!(r.users(), 10, "a lost worker's users leave the level");
+        assert_eq!(r.advance(20.0, 1.0), 15, "and come back at the spawn rate");
         let mut jump = Ramp::new(None);
         assert_eq!(jump.advance(42.0, 0.0), 42);
     }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod command;

@@ -35,6 +35,8 @@ pub struct Worker {
     pub hostname: String,
     pub arch: String,
     pub cores: u32,
+    /// Random per worker process: the same instance under the same id is a reconnect.
+    pub instance: String,
     pub conn: u64,
     pub outbox: Outbox,
     pub state: State,
@@ -74,17 +76,41 @@ pub enum JoinError {
     DuplicateId(String),
 }
 
+/// What a successful join did.
+#[derive(Debug)]
+pub enum Joined {
+    New,
+    /// The worker came back on a new connection; its old one (returned) is no longer live.
+    Replaced(Worker),
+}
+
 impl Registry {
-    /// Admits a worker; `at` is the time since the master started.
+    /// Admits a worker; `at` is the run time. A live worker with the same id is replaced when
+    /// the newcomer is the same process reconnecting (same instance) or the old connection has
+    /// been silent for `stale_after`; otherwise the newcomer is refused.
     pub fn join(
         &mut self,
         conn: u64,
         hello: pb::Hello,
         outbox: Outbox,
         at: Duration,
-    ) -> Result<&mut Worker, JoinError> {
-        if self.live.contains_key(&hello.worker_id) {
-            return Err(JoinError::DuplicateId(hello.worker_id));
+        stale_after: Duration,
+    ) -> Result<Joined, JoinError> {
+        let mut joined = Joined::New;
+        if let Some(old) = self.live.get(&hello.worker_id) {
+            let same_process = !hello.instance.is_empty() && old.instance == hello.instance;
+            if !same_process && old.last_seen.elapsed() <= stale_after {
+                return Err(JoinError::DuplicateId(hello.worker_id));
+            }
+            let (id, old_conn) = (old.id.clone(), old.conn);
+            let why = if same_process {
+                "reconnected"
+            } else {
+                "replaced by a new process with its id"
+            };
+            if let Some(old) = self.leave(&id, old_conn, at, why) {
+                joined = Joined::Replaced(old);
+            }
         }
         self.history.push(WorkerRecord {
             id: hello.worker_id.clone(),
@@ -99,6 +125,7 @@ impl Registry {
             hostname: hello.hostname,
             arch: hello.arch,
             cores: hello.cores,
+            instance: hello.instance,
             conn,
             outbox,
             state: State::Connected,
@@ -111,7 +138,8 @@ impl Registry {
             completed_stage: 0,
             record: self.history.len() - 1,
         };
-        Ok(self.live.entry(hello.worker_id).or_insert(worker))
+        self.live.insert(hello.worker_id, worker);
+        Ok(joined)
     }
 
     /// The live worker `id` on connection `conn` (a stale connection's events are ignored).

@@ -126,6 +126,17 @@ async fn read_hello(inbound: &mut Streaming<pb::WorkerMessage>) -> Result<pb::He
             "worker id must be 1 to {MAX_ID_LEN} bytes"
         )));
     }
+    let fields = [
+        &hello.hostname,
+        &hello.arch,
+        &hello.version,
+        &hello.instance,
+    ];
+    if fields.iter().any(|f| f.len() > MAX_ID_LEN) {
+        return Err(Status::invalid_argument(format!(
+            "hostname, arch, version and instance must be at most {MAX_ID_LEN} bytes"
+        )));
+    }
     Ok(hello)
 }
 
@@ -177,6 +188,32 @@ async fn pump(
         .await;
 }
 
+/// The master's side of the heartbeats: a worker that hears nothing for its --master-timeout
+/// stops its load. Holds the outbox weakly, so the stream still ends when the controller drops
+/// the worker.
+async fn heartbeats(outbox: mpsc::WeakSender<Result<pb::MasterMessage, Status>>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(outbox) = outbox.upgrade() else {
+            return;
+        };
+        let sent_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let beat = pb::MasterMessage {
+            kind: Some(pb::master_message::Kind::Heartbeat(pb::MasterHeartbeat {
+                sent_unix_ms,
+            })),
+        };
+        // A full queue means the worker is not reading; the controller deals with that.
+        if let Err(mpsc::error::TrySendError::Closed(_)) = outbox.try_send(Ok(beat)) {
+            return;
+        }
+    }
+}
+
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -206,6 +243,10 @@ impl Coordinator for Service {
             .send(Ok(welcome))
             .await
             .map_err(|_| Status::internal("outbox closed"))?;
+        tokio::spawn(heartbeats(
+            outbox.downgrade(),
+            self.config.heartbeat_interval,
+        ));
         let worker = hello.worker_id.clone();
         self.events
             .send(Event::Joined {

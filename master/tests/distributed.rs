@@ -229,6 +229,8 @@ fn no_workers_in_time_exits_3() {
             "127.0.0.1:0",
             "--wait-workers",
             "1s",
+            "--token",
+            "t",
         ],
         dir.path(),
         Duration::from_secs(30),

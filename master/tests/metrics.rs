@@ -316,6 +316,8 @@ fn metrics_parse_and_end_equal_to_the_summary_and_the_servers() {
             "--print-summary",
             "--linger",
             "2m",
+            "--token",
+            "metrics-test",
         ],
         dir.path(),
     );
@@ -345,8 +347,8 @@ fn metrics_parse_and_end_equal_to_the_summary_and_the_servers() {
     assert_eq!(first.types["stampede_arch_requests"], "counter");
     assert_eq!(first.types["stampede_arch_latency_seconds"], "gauge");
 
-    let mut w1 = start_worker(master.addr, "w1", &[]);
-    let mut w2 = start_worker(master.addr, "w2", &[]);
+    let mut w1 = start_worker(master.addr, "w1", &["--token", "metrics-test"]);
+    let mut w2 = start_worker(master.addr, "w2", &["--token", "metrics-test"]);
 
     // While the run goes: every scrape parses, counts never exceed what the servers served
     // (a request is reported after it was answered) and never go down.

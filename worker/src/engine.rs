@@ -195,6 +195,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops all load at once, in either model (the dead-man switch), leaving quotas as they
+    /// are: a master that comes back resumes a counted stage where it was.
+    pub fn halt(&mut self) -> Result<(), EngineError> {
+        for t in 0..self.targets.len() {
+            self.set_level(t, Level::default(), |_, _| true)?;
+        }
+        Ok(())
+    }
+
     /// Sets target `t`'s users or rate to `level`'s when `when(new, old)` holds.
     fn set_level(
         &mut self,

@@ -47,6 +47,22 @@ pub enum WorkerError {
     Report(#[from] ReportError),
 }
 
+impl WorkerError {
+    /// Whether retrying cannot help: the master refused this worker for what it is (token,
+    /// version, id), or the options themselves are wrong.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            WorkerError::InvalidMaster { .. }
+                | WorkerError::InvalidToken
+                | WorkerError::Unauthenticated { .. }
+                | WorkerError::VersionMismatch { .. }
+                | WorkerError::Refused { .. }
+                | WorkerError::Report(_)
+        )
+    }
+}
+
 /// Why an engine could not be built from a `RunConfig`, or a load level not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -7,11 +7,13 @@
 
 mod arrivals;
 mod attempt;
+mod backoff;
 mod choice;
 mod cpu;
 pub mod engine;
 mod error;
 mod http;
+mod link;
 mod open;
 pub mod outcome;
 mod plan;
@@ -19,15 +21,18 @@ mod quota;
 pub mod record;
 pub mod report;
 mod session;
+mod unacked;
 mod user;
 pub mod wait;
+
+use std::time::Duration;
 
 pub use engine::{Drain, Engine, Level};
 pub use error::{EngineError, WorkerError};
 pub use stampede_proto as proto;
 
 /// How one worker finds and introduces itself to its master.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerOptions {
     /// The master's gRPC address, e.g. `http://127.0.0.1:5557`.
     pub master: String,
@@ -41,6 +46,33 @@ pub struct WorkerOptions {
     pub arch: String,
     /// Engine threads (one current-thread runtime each).
     pub threads: usize,
+    /// The dead-man switch: with no word from the master for this long, all load stops (and
+    /// the link is redialled). A lost connection stops the load at once.
+    pub master_timeout: Duration,
+    /// Redial a lost master (with backoff and jitter) instead of returning the error.
+    pub reconnect: bool,
+    /// First and longest delay between redials.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+/// The default `--master-timeout`.
+pub const DEFAULT_MASTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl std::fmt::Debug for WorkerOptions {
+    // The token must never reach a log line, even through a stray `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerOptions")
+            .field("master", &self.master)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("id", &self.id)
+            .field("hostname", &self.hostname)
+            .field("arch", &self.arch)
+            .field("threads", &self.threads)
+            .field("master_timeout", &self.master_timeout)
+            .field("reconnect", &self.reconnect)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerOptions {
@@ -61,13 +93,17 @@ impl WorkerOptions {
             hostname,
             arch: kubernetes_arch(std::env::consts::ARCH).to_string(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            master_timeout: DEFAULT_MASTER_TIMEOUT,
+            reconnect: true,
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(5),
         }
     }
 }
 
-/// Runs one session with the master: connects, says hello, then runs whatever the master asks
-/// until it says `Quit` (returns `Ok`) or the session fails (the stream ends, the master refuses
-/// this worker, the connection is lost).
+/// Serves the master: connects, says hello, then runs whatever the master asks until it says
+/// `Quit` (returns `Ok`). A lost master stops the load and is redialled (with `reconnect`);
+/// a refusal retrying cannot fix (token, protocol version, duplicate id) is returned.
 pub async fn run(opts: WorkerOptions) -> Result<(), WorkerError> {
     session::run(opts).await
 }

@@ -7,6 +7,9 @@ use clap::Parser;
 use stampede_worker::WorkerOptions;
 use tracing_subscriber::EnvFilter;
 
+/// Bad flags, as clap itself exits.
+const EXIT_USAGE: u8 = 2;
+
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -16,12 +19,22 @@ struct Cli {
     /// The master's gRPC address.
     #[arg(long, env = "STAMPEDE_MASTER", default_value = "http://127.0.0.1:5557")]
     master: String,
-    /// Shared token the master expects.
+    /// Shared token the master expects (required unless --insecure).
     #[arg(long, env = "STAMPEDE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Join without a token (only a master started with --insecure admits this worker).
+    #[arg(long, env = "STAMPEDE_INSECURE", conflicts_with = "token")]
+    insecure: bool,
     /// Worker id (default: hostname-pid-random).
     #[arg(long, env = "STAMPEDE_WORKER_ID")]
     id: Option<String>,
+    /// Dead-man switch: with no word from the master for this long, stop all load (and keep
+    /// trying to reconnect). A lost connection stops the load at once.
+    #[arg(long, env = "STAMPEDE_MASTER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    master_timeout: std::time::Duration,
+    /// Exit when the master is lost instead of reconnecting.
+    #[arg(long, env = "STAMPEDE_NO_RECONNECT")]
+    no_reconnect: bool,
     /// Engine threads (default: one per core).
     #[arg(long, env = "STAMPEDE_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -35,7 +48,22 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(cli) {
+    let token = match (cli.token.as_deref(), cli.insecure) {
+        (Some(t), _) if !t.is_empty() => Some(t.to_string()),
+        (_, true) => {
+            tracing::warn!(
+                "INSECURE: joining without a token (--insecure); only a master that admits anyone will accept this worker"
+            );
+            None
+        }
+        _ => {
+            eprintln!(
+                "stampede-worker: a token is required: give --token T (or STAMPEDE_TOKEN), the one the master was started with, or --insecure for a master started with --insecure"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(cli, token) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stampede-worker: {e:#}");
@@ -44,9 +72,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, token: Option<String>) -> anyhow::Result<()> {
     let mut opts = WorkerOptions::new(cli.master);
-    opts.token = cli.token.filter(|t| !t.is_empty());
+    opts.token = token;
+    opts.master_timeout = cli.master_timeout;
+    opts.reconnect = !cli.no_reconnect;
     if let Some(id) = cli.id {
         opts.id = id;
     }

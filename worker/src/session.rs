@@ -1,127 +1,43 @@
-//! The session with the master (docs/architecture.md, "The session protocol"): dial, Hello,
-//! Welcome, then serve RunConfig / SetLoad / Stop / Quit / Ack while sending heartbeats and one
-//! report per interval. Outgoing messages go through an mpsc channel that feeds the request
-//! stream, so every sender (timers, handlers) shares one ordered path.
+//! The session with the master (docs/architecture.md, "The session protocol") and what keeps
+//! it honest when the network is not: Hello, Welcome, then RunConfig / SetLoad / Stop / Quit /
+//! Ack while sending heartbeats and one report per interval; across connections:
+//!
+//! - a lost link stops all load at once and is redialled with backoff and jitter; the worker
+//!   re-registers with the same id and instance;
+//! - the dead-man switch: a master silent for `master_timeout` (less a margin for the stop
+//!   itself) is treated as lost, even when TCP has not noticed;
+//! - load restarts only on a SetLoad received over a live link, with an epoch not yet seen;
+//! - reports the master has not acknowledged are kept (bounded) and resent when the same
+//!   master's RunConfig for the same run arrives again; it counts each (run, worker, seq) once.
 
-use std::collections::VecDeque;
-use std::error::Error as StdError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use stampede_proto::coordinator_client::CoordinatorClient;
 use stampede_proto::master_message::Kind as In;
 use stampede_proto::worker_message::Kind as Out;
 use stampede_proto::{
-    Ack, Goodbye, Heartbeat, Hello, MasterMessage, PROTOCOL_VERSION, Report, RunConfig, SetLoad,
-    Stop, TOKEN_METADATA_KEY, Welcome, WorkerMessage, WorkerState,
+    Ack, Goodbye, Heartbeat, MasterMessage, Report, RunConfig, SetLoad, Stop, Welcome, WorkerState,
 };
-use tokio::sync::mpsc;
 use tokio::time::{self, Instant, Interval, MissedTickBehavior};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status, Streaming};
 use tracing::{debug, error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::cpu::CpuMeter;
 use crate::engine::{Drain, Engine, Level};
+use crate::link::{self, Link, SendError};
+use crate::unacked::Unacked;
 use crate::{WorkerError, WorkerOptions, report};
 
-/// Outgoing messages waiting for the stream; reports are one per interval, so this is plenty.
-const OUTBOX: usize = 64;
-/// Reports kept until acknowledged, so they can be resent after a reconnect.
-const MAX_UNACKED: usize = 128;
 /// Used when the master leaves an interval at 0.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// HTTP/2 pings detect a dead master within interval + timeout even when it sends nothing, so a
-/// worker that loses its master stops generating load in bounded time.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The dead-man switch fires this much before `master_timeout` (at most), so that stopping the
+/// users, on a busy machine, still completes within the bound.
+const MAX_SWITCH_MARGIN: Duration = Duration::from_secs(1);
 
-/// Runs one session to its end.
+/// Runs sessions with the master until it says Quit, a refusal that retrying cannot fix
+/// (token, version, duplicate id), or, without `reconnect`, the first lost link.
 pub(crate) async fn run(opts: WorkerOptions) -> Result<(), WorkerError> {
-    let channel = connect(&opts.master).await?;
-    let (tx, rx) = mpsc::channel(OUTBOX);
-    // Queued before the call, so the master's first read finds it.
-    tx.send(message(Out::Hello(hello(&opts))))
-        .await
-        .map_err(|_| WorkerError::Disconnected("outgoing stream closed before Hello".into()))?;
-    let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    if let Some(token) = &opts.token {
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| WorkerError::InvalidToken)?;
-        request.metadata_mut().insert(TOKEN_METADATA_KEY, value);
-    }
-    let mut client = CoordinatorClient::new(channel);
-    let mut inbound = client
-        .session(request)
-        .await
-        .map_err(from_status)?
-        .into_inner();
-    let welcome = match inbound.message().await.map_err(from_status)? {
-        Some(MasterMessage {
-            kind: Some(In::Welcome(welcome)),
-        }) => welcome,
-        Some(other) => {
-            return Err(WorkerError::Protocol(format!(
-                "expected Welcome as the master's first message, got {:?}",
-                other.kind.map(|k| kind_name(&k))
-            )));
-        }
-        None => {
-            return Err(WorkerError::Disconnected(
-                "the master closed the session before welcoming this worker".into(),
-            ));
-        }
-    };
-    if welcome.protocol_version != PROTOCOL_VERSION {
-        return Err(WorkerError::VersionMismatch {
-            worker: PROTOCOL_VERSION,
-            master: format!("v{}", welcome.protocol_version),
-        });
-    }
-    info!(
-        master = %opts.master,
-        master_version = %welcome.master_version,
-        worker = %opts.id,
-        "joined the master"
-    );
-    Session::new(&opts, tx, &welcome).serve(inbound).await
-}
-
-/// Dials the master eagerly, so an unreachable master is reported as such.
-async fn connect(master: &str) -> Result<Channel, WorkerError> {
-    // Accept a bare host:port, as people type it.
-    let addr = if master.contains("://") {
-        master.to_string()
-    } else {
-        format!("http://{master}")
-    };
-    let endpoint = Endpoint::from_shared(addr.clone())
-        .map_err(|e| WorkerError::InvalidMaster {
-            addr: master.to_string(),
-            detail: chain(&e),
-        })?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true);
-    endpoint.connect().await.map_err(|e| WorkerError::Connect {
-        addr,
-        detail: chain(&e),
-    })
-}
-
-fn hello(opts: &WorkerOptions) -> Hello {
-    Hello {
-        worker_id: opts.id.clone(),
-        hostname: opts.hostname.clone(),
-        arch: opts.arch.clone(),
-        cores: u32::try_from(opts.threads).unwrap_or(u32::MAX),
-        protocol_version: PROTOCOL_VERSION,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    }
+    Session::new(&opts).run().await
 }
 
 /// What a session does after handling a message.
@@ -135,14 +51,15 @@ struct Run {
     id: String,
     /// `None` once the run has stopped (the engine and its threads are gone).
     engine: Option<Engine>,
-    /// When the RunConfig arrived: report bounds are measured from here.
+    /// When the RunConfig first arrived: report bounds are measured from here.
     started: Instant,
     stopping: bool,
+    /// Users were stopped because the master was lost; only a fresh SetLoad restarts them.
+    paused: bool,
     seq: u64,
     last_end_ms: u64,
     last_epoch: Option<u64>,
-    acked: u64,
-    unacked: VecDeque<Report>,
+    unacked: Unacked,
 }
 
 impl Run {
@@ -155,20 +72,23 @@ impl Run {
         }
     }
 
-    /// Keeps a sent report until the master acknowledges it.
+    /// Keeps a report until the master acknowledges it.
     fn remember(&mut self, report: Report) {
-        if self.unacked.len() >= MAX_UNACKED {
-            self.unacked.pop_front();
-            warn!(run_id = %self.id, "the master is not acknowledging reports; forgetting the oldest");
+        let forgotten = self.unacked.push(report);
+        if forgotten > 0 {
+            error!(
+                run_id = %self.id,
+                requests = forgotten,
+                "no master has acknowledged this worker's reports for too long; forgot the oldest (their requests will be missing from the totals)"
+            );
         }
-        self.unacked.push_back(report);
     }
 }
 
-struct Session {
-    worker_id: String,
-    threads: usize,
-    tx: mpsc::Sender<WorkerMessage>,
+struct Session<'a> {
+    opts: &'a WorkerOptions,
+    /// Random per process run: tells the master a reconnect from a second worker with our id.
+    instance: String,
     heartbeat_every: Duration,
     cpu: CpuMeter,
     run: Option<Run>,
@@ -176,74 +96,192 @@ struct Session {
     reports: Option<Interval>,
     /// Users draining after a Stop.
     drain: Option<Drain>,
+    /// When the master was last heard from, for the dead-man switch.
+    last_contact: Instant,
 }
 
-impl Session {
-    fn new(opts: &WorkerOptions, tx: mpsc::Sender<WorkerMessage>, welcome: &Welcome) -> Self {
+impl<'a> Session<'a> {
+    fn new(opts: &'a WorkerOptions) -> Self {
         Self {
-            worker_id: opts.id.clone(),
-            threads: opts.threads,
-            tx,
-            heartbeat_every: millis_or(welcome.heartbeat_interval_ms, DEFAULT_HEARTBEAT),
+            opts,
+            instance: format!("{:016x}", rand::random::<u64>()),
+            heartbeat_every: DEFAULT_HEARTBEAT,
             cpu: CpuMeter::new(),
             run: None,
             reports: None,
             drain: None,
+            last_contact: Instant::now(),
         }
     }
 
-    async fn serve(mut self, mut inbound: Streaming<MasterMessage>) -> Result<(), WorkerError> {
+    /// The dead-man switch's bound, less the margin its own work needs.
+    fn switch_after(&self) -> Duration {
+        let t = self.opts.master_timeout;
+        t.saturating_sub((t / 10).min(MAX_SWITCH_MARGIN))
+    }
+
+    async fn run(mut self) -> Result<(), WorkerError> {
+        let mut backoff = Backoff::new(self.opts.reconnect_min, self.opts.reconnect_max);
+        let mut link: Option<Link> = None;
+        let opts = self.opts;
+        let mut dialing = Some(Box::pin(link::dial(opts, self.instance.clone())));
+        let mut retry_at: Option<Instant> = None;
         let mut heartbeat = time::interval(self.heartbeat_every);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let switch_at = self.last_contact + self.switch_after();
             tokio::select! {
-                incoming = inbound.message() => {
-                    let Some(msg) = incoming.map_err(from_status)? else {
-                        return Err(WorkerError::Disconnected(
-                            "the master closed the session without a Quit".into(),
-                        ));
-                    };
-                    if let Flow::Quit = self.handle(msg).await? {
-                        return Ok(());
+                dialed = pending_or(&mut dialing) => {
+                    dialing = None;
+                    match dialed {
+                        Ok((l, welcome)) => {
+                            backoff.reset();
+                            heartbeat = self.connected(&welcome);
+                            link = Some(l);
+                        }
+                        Err(e) if e.is_final() || !self.opts.reconnect => return Err(e),
+                        Err(e) => {
+                            let delay = backoff.next_delay();
+                            warn!("cannot join the master: {e}; retrying in {}", ms(delay));
+                            retry_at = Some(Instant::now() + delay);
+                        }
                     }
                 }
-                _ = heartbeat.tick() => self.heartbeat().await?,
-                () = tick(&mut self.reports) => self.send_report(false).await?,
-                abandoned = finished(&mut self.drain) => self.finish_stop(abandoned).await?,
+                () = time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    retry_at = None;
+                    dialing = Some(Box::pin(link::dial(opts, self.instance.clone())));
+                }
+                incoming = receive(&mut link) => {
+                    let lost = match incoming {
+                        Ok(Some(msg)) => {
+                            self.last_contact = Instant::now();
+                            match self.handle(msg, link.as_ref()) {
+                                Flow::Quit => return Ok(()),
+                                Flow::Continue => None,
+                            }
+                        }
+                        Ok(None) => Some(WorkerError::Disconnected(
+                            "the master closed the session without a Quit".into(),
+                        )),
+                        Err(status) => Some(link::from_status(status)),
+                    };
+                    if let Some(e) = lost {
+                        link = None;
+                        self.lost(&e);
+                        if e.is_final() || !self.opts.reconnect {
+                            return Err(e);
+                        }
+                        retry_at = Some(Instant::now() + backoff.next_delay());
+                    }
+                }
+                _ = heartbeat.tick(), if link.is_some() => self.heartbeat(&mut link),
+                () = tick(&mut self.reports) => self.send_report(false, &mut link)?,
+                abandoned = finished(&mut self.drain) => self.finish_stop(abandoned, &mut link)?,
+                () = time::sleep_until(switch_at), if link.is_some() => {
+                    link = None;
+                    let e = WorkerError::Disconnected(format!(
+                        "no word from the master for {} (--master-timeout {})",
+                        ms(self.last_contact.elapsed()),
+                        ms(self.opts.master_timeout)
+                    ));
+                    self.lost(&e);
+                    if !self.opts.reconnect {
+                        return Err(e);
+                    }
+                    retry_at = Some(Instant::now() + backoff.next_delay());
+                }
             }
         }
     }
 
-    async fn handle(&mut self, msg: MasterMessage) -> Result<Flow, WorkerError> {
+    /// A new link is up: note the contact and the master's heartbeat interval.
+    fn connected(&mut self, welcome: &Welcome) -> Interval {
+        self.last_contact = Instant::now();
+        self.heartbeat_every = millis_or(welcome.heartbeat_interval_ms, DEFAULT_HEARTBEAT);
+        info!(
+            master = %self.opts.master,
+            master_version = %welcome.master_version,
+            worker = %self.opts.id,
+            "joined the master"
+        );
+        let mut heartbeat = time::interval(self.heartbeat_every);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        heartbeat
+    }
+
+    /// The link is gone: stop generating load now; reports wait for the next link.
+    fn lost(&mut self, why: &WorkerError) {
+        let Some(run) = self.run.as_mut() else {
+            warn!("lost the master: {why}");
+            return;
+        };
+        match run.engine.as_mut() {
+            Some(engine) if !run.stopping && !run.paused => {
+                if let Err(e) = engine.halt() {
+                    warn!("cannot stop the load: {e}");
+                }
+                run.paused = true;
+                warn!(
+                    run_id = %run.id,
+                    unacked = run.unacked.len(),
+                    "lost the master: {why}; stopped all load, reconnecting"
+                );
+            }
+            _ => warn!(run_id = %run.id, "lost the master: {why}; reconnecting"),
+        }
+    }
+
+    fn handle(&mut self, msg: MasterMessage, link: Option<&Link>) -> Flow {
         let Some(kind) = msg.kind else {
             warn!("empty message from the master; ignored");
-            return Ok(Flow::Continue);
+            return Flow::Continue;
         };
-        debug!(message = kind_name(&kind), "from master");
+        debug!(message = link::kind_name(&kind), "from master");
         match kind {
             In::Welcome(_) => warn!("a second Welcome from the master; ignored"),
-            In::Run(config) => self.start_run(config).await?,
+            In::Heartbeat(_) => {}
+            In::Run(config) => self.start_run(config, link),
             In::Load(load) => self.set_load(load),
-            In::Stop(stop) => self.stop(stop).await?,
+            In::Stop(stop) => self.stop(stop, link),
             In::Quit(quit) => {
                 info!(reason = %quit.reason, "the master says quit");
-                return Ok(Flow::Quit);
+                return Flow::Quit;
             }
             In::Ack(ack) => self.ack(&ack),
         }
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
-    async fn start_run(&mut self, config: RunConfig) -> Result<(), WorkerError> {
-        let started = Instant::now();
-        if let Some(old) = self.run.take()
-            && old.engine.is_some()
+    fn start_run(&mut self, config: RunConfig, link: Option<&Link>) {
+        if let Some(run) = self.run.as_mut()
+            && run.id == config.run_id
         {
-            warn!(old = %old.id, new = %config.run_id, "a new run replaces one that was not stopped");
+            // The same master, after a reconnect: carry on, and resend what it has not counted.
+            info!(run_id = %run.id, resend = run.unacked.len(), "rejoined the run");
+            if let Some(link) = link {
+                for report in run.unacked.iter() {
+                    if link.send(Out::Report(report.clone())).is_err() {
+                        break;
+                    }
+                }
+            }
+            return;
+        }
+        let started = Instant::now();
+        if let Some(old) = self.run.take() {
+            if old.engine.is_some() {
+                warn!(old = %old.id, new = %config.run_id, "a new run replaces one that was not stopped");
+            }
+            if old.unacked.len() > 0 {
+                warn!(
+                    old = %old.id,
+                    reports = old.unacked.len(),
+                    "reports of a previous master's run were never acknowledged; that master is gone"
+                );
+            }
         }
         self.reports = None;
         self.drain = None;
-        match Engine::build(&config, self.threads) {
+        match Engine::build(&config, self.opts.threads) {
             Ok(engine) => {
                 info!(
                     run_id = %config.run_id,
@@ -260,23 +298,24 @@ impl Session {
                     engine: Some(engine),
                     started,
                     stopping: false,
+                    paused: false,
                     seq: 0,
                     last_end_ms: 0,
                     last_epoch: None,
-                    acked: 0,
-                    unacked: VecDeque::new(),
+                    unacked: Unacked::new(every),
                 });
-                Ok(())
             }
             Err(e) => {
                 // Tell the master why, and stay connected for a configuration we can run.
                 error!(run_id = %config.run_id, "cannot run this configuration: {e}");
-                self.send(Out::Goodbye(Goodbye {
-                    run_id: config.run_id,
-                    last_seq: 0,
-                    reason: format!("cannot run this configuration: {e}"),
-                }))
-                .await
+                send(
+                    link,
+                    Out::Goodbye(Goodbye {
+                        run_id: config.run_id,
+                        last_seq: 0,
+                        reason: format!("cannot run this configuration: {e}"),
+                    }),
+                );
             }
         }
     }
@@ -302,6 +341,7 @@ impl Session {
             return;
         }
         run.last_epoch = Some(load.epoch);
+        run.paused = false;
         let mut levels = vec![Level::default(); engine.targets()];
         for level in &load.targets {
             match levels.get_mut(level.target as usize) {
@@ -330,10 +370,10 @@ impl Session {
         );
     }
 
-    async fn stop(&mut self, stop: Stop) -> Result<(), WorkerError> {
+    fn stop(&mut self, stop: Stop, link: Option<&Link>) {
         let Some(run) = self.run.as_mut() else {
             debug!("Stop with no run; ignored");
-            return Ok(());
+            return;
         };
         match run.engine.as_mut() {
             Some(_) if run.stopping => debug!("already stopping"),
@@ -349,17 +389,20 @@ impl Session {
                     last_seq: run.seq,
                     reason: "already stopped".into(),
                 };
-                self.send(Out::Goodbye(goodbye)).await?;
+                send(link, Out::Goodbye(goodbye));
             }
         }
-        Ok(())
     }
 
     /// In-flight requests are done (or abandoned): final report, engine down, Goodbye.
-    async fn finish_stop(&mut self, abandoned: usize) -> Result<(), WorkerError> {
+    fn finish_stop(
+        &mut self,
+        abandoned: usize,
+        link: &mut Option<Link>,
+    ) -> Result<(), WorkerError> {
         self.drain = None;
         self.reports = None;
-        self.send_report(true).await?;
+        self.send_report(true, link)?;
         let Some(run) = self.run.as_mut() else {
             return Ok(());
         };
@@ -378,11 +421,13 @@ impl Session {
             last_seq: run.seq,
             reason,
         };
-        self.send(Out::Goodbye(goodbye)).await
+        send(link.as_ref(), Out::Goodbye(goodbye));
+        Ok(())
     }
 
-    /// Sends what the engine recorded since the previous report.
-    async fn send_report(&mut self, is_final: bool) -> Result<(), WorkerError> {
+    /// Reports what the engine recorded since the previous report. Without a link the report
+    /// is only kept (and an empty one not even made), to be resent on the next link.
+    fn send_report(&mut self, is_final: bool, link: &mut Option<Link>) -> Result<(), WorkerError> {
         let Some(run) = self.run.as_mut() else {
             return Ok(());
         };
@@ -392,11 +437,14 @@ impl Session {
         // Asked before the shards are taken, so every request of a completed stage is in them.
         let completed_stage = engine.completed_stage();
         let series = report::to_series(report::merge(engine.take_shards())?)?;
+        if link.is_none() && series.is_empty() && !is_final {
+            return Ok(());
+        }
         let end_ms = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         run.seq += 1;
         let report = Report {
             run_id: run.id.clone(),
-            worker_id: self.worker_id.clone(),
+            worker_id: self.opts.id.clone(),
             seq: run.seq,
             start_ms: run.last_end_ms,
             end_ms,
@@ -408,7 +456,12 @@ impl Session {
         };
         run.last_end_ms = end_ms;
         run.remember(report.clone());
-        self.send(Out::Report(report)).await
+        if let Some(l) = link.as_ref()
+            && l.send(Out::Report(report)) == Err(SendError::Closed)
+        {
+            *link = None;
+        }
+        Ok(())
     }
 
     fn ack(&mut self, ack: &Ack) {
@@ -417,11 +470,10 @@ impl Session {
             return;
         };
         // An Ack names one counted report (acks may come out of order after a resend).
-        run.acked = run.acked.max(ack.seq);
-        run.unacked.retain(|r| r.seq != ack.seq);
+        run.unacked.ack(ack.seq);
     }
 
-    async fn heartbeat(&mut self) -> Result<(), WorkerError> {
+    fn heartbeat(&mut self, link: &mut Option<Link>) {
         let (state, users_running) = self.run.as_ref().map_or((WorkerState::Idle, 0), Run::state);
         let sent_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -437,19 +489,37 @@ impl Session {
                 .and_then(|r| r.engine.as_ref())
                 .map_or(0.0, Engine::rate_running),
         };
-        self.send(Out::Heartbeat(heartbeat)).await
-    }
-
-    async fn send(&self, kind: Out) -> Result<(), WorkerError> {
-        self.tx
-            .send(message(kind))
-            .await
-            .map_err(|_| WorkerError::Disconnected("the stream to the master closed".into()))
+        if let Some(l) = link.as_ref()
+            && l.send(Out::Heartbeat(heartbeat)) == Err(SendError::Closed)
+        {
+            *link = None;
+        }
     }
 }
 
-fn message(kind: Out) -> WorkerMessage {
-    WorkerMessage { kind: Some(kind) }
+/// Queues a message if there is a link; a master that is not reading misses it.
+fn send(link: Option<&Link>, kind: Out) {
+    if let Some(l) = link
+        && let Err(e) = l.send(kind)
+    {
+        debug!("message to the master dropped: {e:?}");
+    }
+}
+
+/// The outcome of `fut`, or never when there is none.
+async fn pending_or<F: std::future::Future + Unpin>(fut: &mut Option<F>) -> F::Output {
+    match fut {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next message on the link, or never without one.
+async fn receive(link: &mut Option<Link>) -> Result<Option<MasterMessage>, tonic::Status> {
+    match link {
+        Some(l) => l.inbound.message().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next report tick, or never when no run is being reported.
@@ -478,46 +548,7 @@ fn millis_or(ms: u64, default: Duration) -> Duration {
     }
 }
 
-/// Maps a status from the master to the reason the session ended.
-fn from_status(status: Status) -> WorkerError {
-    let message = status.message().to_string();
-    match status.code() {
-        Code::Unauthenticated => WorkerError::Unauthenticated { message },
-        Code::FailedPrecondition => WorkerError::VersionMismatch {
-            worker: PROTOCOL_VERSION,
-            master: message,
-        },
-        code @ (Code::PermissionDenied
-        | Code::InvalidArgument
-        | Code::AlreadyExists
-        | Code::ResourceExhausted
-        | Code::Unimplemented) => WorkerError::Refused { code, message },
-        code => WorkerError::Disconnected(format!("{code:?}: {}", chain(&status))),
-    }
-}
-
-/// An error and its sources on one line.
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(e) = next {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = e.source();
-    }
-    text
-}
-
-fn kind_name(kind: &In) -> &'static str {
-    match kind {
-        In::Welcome(_) => "Welcome",
-        In::Run(_) => "RunConfig",
-        In::Load(_) => "SetLoad",
-        In::Stop(_) => "Stop",
-        In::Quit(_) => "Quit",
-        In::Ack(_) => "Ack",
-    }
+/// A duration for a log line, to the millisecond.
+fn ms(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
 }

@@ -162,6 +162,8 @@ fn options(master: &str, token: Option<&str>) -> WorkerOptions {
     opts.id = "test-worker".into();
     opts.token = token.map(str::to_string);
     opts.threads = 2;
+    // One session: these tests look at how a session ends.
+    opts.reconnect = false;
     opts
 }
 

@@ -39,6 +39,11 @@ pub struct Counts {
     pub gaps_us: std::sync::Mutex<Vec<u64>>,
     /// Redirects answered.
     pub redirected: AtomicU64,
+    /// Every request as it arrived: (connection number, when).
+    pub arrivals: std::sync::Mutex<Vec<(u64, Instant)>>,
+    /// When each connection closed.
+    pub closed: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
+    next_conn: AtomicU64,
 }
 
 impl Counts {
@@ -75,6 +80,30 @@ impl Counts {
             .map(|at| spans.iter().filter(|(s, e)| *s <= at && at < *e).count())
             .max()
             .unwrap_or(0)
+    }
+    /// Requests that arrived after `t`.
+    pub fn arrived_after(&self, t: Instant) -> u64 {
+        let a = self.arrivals.lock().unwrap();
+        a.iter().filter(|(_, at)| *at > t).count() as u64
+    }
+    /// When the last request arrived.
+    pub fn last_arrival(&self) -> Option<Instant> {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, at)| *at)
+            .max()
+    }
+    /// Connections that sent a request within `[from, to]`.
+    pub fn connections_active(&self, from: Instant, to: Instant) -> usize {
+        let a = self.arrivals.lock().unwrap();
+        let set: std::collections::HashSet<u64> = a
+            .iter()
+            .filter(|(_, at)| *at >= from && *at <= to)
+            .map(|(c, _)| *c)
+            .collect();
+        set.len()
     }
     /// Median of the applied delays, ms.
     pub fn median_delay_ms(&self) -> f64 {
@@ -153,23 +182,29 @@ async fn accept_loop(listener: TcpListener, behaviour: Behaviour, counts: Arc<Co
         let c = counts.clone();
         // When this connection's previous answer went out.
         let last = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let conn = counts.next_conn.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, b.clone(), c.clone(), last.clone()));
+            let cc = c.clone();
+            let service =
+                service_fn(move |req| handle(req, conn, b.clone(), cc.clone(), last.clone()));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            c.closed.lock().unwrap().insert(conn, Instant::now());
         });
     }
 }
 
 async fn handle(
     req: Request<Incoming>,
+    conn: u64,
     b: Behaviour,
     counts: Arc<Counts>,
     last: Arc<std::sync::Mutex<Option<Instant>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let start = Instant::now();
     let arrived = SystemTime::now();
+    counts.arrivals.lock().unwrap().push((conn, start));
     if let Some(prev) = last.lock().unwrap().take() {
         counts
             .gaps_us
@@ -219,12 +254,19 @@ async fn handle(
 
 /// The master binary under test.
 pub fn master_bin() -> PathBuf {
+    // Another build of the binary (e.g. a release one) when asked for.
+    if let Some(p) = std::env::var_os("STAMPEDE_TEST_MASTER_BIN") {
+        return PathBuf::from(p);
+    }
     PathBuf::from(env!("CARGO_BIN_EXE_stampede-master"))
 }
 
 /// The worker binary: built beside the master's by `cargo test --workspace`; when it is
 /// missing (the master's tests alone), built here with the same cargo.
 pub fn worker_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("STAMPEDE_TEST_WORKER_BIN") {
+        return PathBuf::from(p);
+    }
     let path =
         master_bin().with_file_name(format!("stampede-worker{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
@@ -244,6 +286,14 @@ pub struct MasterProcess {
     pub addr: SocketAddr,
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
     pub stdout: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for MasterProcess {
+    // A failed test must not leave a master behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `stampede-master` with `args` and waits until it says where it listens.

@@ -184,7 +184,7 @@ pub async fn hangup_server() -> TestServer {
     .await
 }
 
-async fn raw_server<F, Fut>(handle: F) -> TestServer
+pub async fn raw_server<F, Fut>(handle: F) -> TestServer
 where
     F: Fn(tokio::net::TcpStream, Arc<Counts>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -204,7 +204,7 @@ where
 }
 
 /// Reads one bodiless request's head; false at EOF.
-async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
+pub async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
