@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 
 use crate::EngineError;
 use crate::plan::Plan;
+use crate::pool::Pools;
 use crate::record::{self, Histograms, Shard, SharedShard};
 use crate::user::User;
 
@@ -29,6 +30,8 @@ pub type Drain = Pin<Box<dyn Future<Output = usize> + Send + 'static>>;
 struct EngineThread {
     handle: Handle,
     shard: SharedShard,
+    /// The thread's shared connection pools (shared connection mode only).
+    pools: Option<Arc<Pools>>,
     /// Dropping it ends the thread's runtime.
     shutdown: Option<oneshot::Sender<()>>,
     join: Option<thread::JoinHandle<()>>,
@@ -55,8 +58,12 @@ impl Engine {
     /// run until [`Engine::set_users`].
     pub fn build(config: &RunConfig, threads: usize) -> Result<Self, EngineError> {
         let plan = Arc::new(Plan::compile(config)?);
-        let threads = (0..threads.max(1))
-            .map(start_thread)
+        let count = threads.max(1);
+        // The worker's pool size is split over its threads (rounded up): each thread's users
+        // borrow only their thread's connections, so no connection crosses threads.
+        let per_thread = plan.shared_pool.map(|size| size.div_ceil(count));
+        let threads = (0..count)
+            .map(|index| start_thread(index, per_thread))
             .collect::<Result<Vec<_>, _>>()?;
         let users = plan.targets.iter().map(|_| Vec::new()).collect();
         Ok(Self {
@@ -168,6 +175,7 @@ impl Engine {
             plan: Arc::clone(&self.plan),
             target,
             shard: Arc::clone(&thread.shard),
+            pools: thread.pools.clone(),
             cancel: cancel.clone(),
         };
         let task = thread.handle.spawn(user.run());
@@ -194,8 +202,9 @@ impl Drop for Engine {
     }
 }
 
-/// Starts one engine thread and waits for its runtime to be up.
-fn start_thread(index: usize) -> Result<EngineThread, EngineError> {
+/// Starts one engine thread, with shared pools of `pool_size` connections per endpoint if
+/// given, and waits for its runtime to be up.
+fn start_thread(index: usize, pool_size: Option<usize>) -> Result<EngineThread, EngineError> {
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let join = thread::Builder::new()
@@ -228,6 +237,7 @@ fn start_thread(index: usize) -> Result<EngineThread, EngineError> {
     Ok(EngineThread {
         handle,
         shard: Arc::new(std::sync::Mutex::new(Shard::new())),
+        pools: pool_size.map(|size| Arc::new(Pools::new(size))),
         shutdown: Some(shutdown_tx),
         join: Some(join),
     })

@@ -12,6 +12,7 @@ mod error;
 mod http;
 pub mod outcome;
 mod plan;
+mod pool;
 pub mod record;
 pub mod report;
 mod session;

@@ -14,6 +14,7 @@ use tracing::warn;
 use crate::http::{self, Client, Exchange};
 use crate::outcome::{ErrorKind, classify_error, is_unexpected, status_outcome};
 use crate::plan::Plan;
+use crate::pool::Pools;
 use crate::record::{self, Sample, SharedShard};
 
 /// What a user needs to run.
@@ -23,6 +24,8 @@ pub(crate) struct User {
     pub target: usize,
     /// The shard of the engine thread this user runs on.
     pub shard: SharedShard,
+    /// The engine thread's shared pools, when users share connections.
+    pub pools: Option<Arc<Pools>>,
     pub cancel: CancellationToken,
 }
 
@@ -30,7 +33,7 @@ impl User {
     /// The user loop.
     pub(crate) async fn run(self) {
         let mut rng = SmallRng::from_rng(&mut rand::rng());
-        let mut client = Client::new();
+        let mut client = Client::new(self.pools.clone());
         let target = &self.plan.targets[self.target];
         while !self.cancel.is_cancelled() {
             let started = Instant::now();

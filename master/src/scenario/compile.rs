@@ -61,6 +61,7 @@ pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
         connect_timeout_ms: 5_000,
         max_in_flight: 0,
         arrivals: pb::Arrivals::Poisson as i32,
+        pool_size: s.load.pool_size.unwrap_or(0),
     }
 }
 

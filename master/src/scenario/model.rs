@@ -143,6 +143,9 @@ pub struct Load {
     pub wait: Wait,
     #[serde(default)]
     pub connection: Connection,
+    /// `connection = "shared"`: connections per target and worker (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<u32>,
 }
 
 /// Think time. `{ kind = "between", min = "500ms", max = "1500ms" }`.

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::model::{Model, Scenario, Wait};
+use super::model::{Connection, Model, Scenario, Wait};
 use crate::thresholds::Threshold;
 
 /// A key path and what is wrong with its value.
@@ -134,6 +134,13 @@ fn validate_load(s: &Scenario) -> Result<(), Invalid> {
         && min > max
     {
         return bad("load.wait", "min must not exceed max");
+    }
+    match (s.load.pool_size, s.load.connection) {
+        (Some(0), _) => return bad("load.pool_size", "must be at least 1"),
+        (Some(_), c) if c != Connection::Shared => {
+            return bad("load.pool_size", "only applies to connection = \"shared\"");
+        }
+        _ => {}
     }
     Ok(())
 }
