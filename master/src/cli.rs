@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// In-process workers (default 1 when no remote workers are expected, else 0).
     #[arg(long, env = "STAMPEDE_LOCAL_WORKERS", value_name = "N")]
     pub local_workers: Option<usize>,
+    /// Engine threads of each local worker (default: the cores divided among the local workers).
+    /// One thread pins a local worker to one core, e.g. for a per-CPU efficiency benchmark.
+    #[arg(long, env = "STAMPEDE_WORKER_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
     /// gRPC listen address (default 0.0.0.0:5557; 127.0.0.1 on a free port when only local
     /// workers run).
     #[arg(long, env = "STAMPEDE_BIND", value_name = "ADDR")]
@@ -297,6 +301,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         summary: args.summary.clone(),
         remote_workers: args.expect_workers,
         local_workers: args.local_workers(),
+        worker_threads: args.worker_threads.map(usize::from),
         bind: args.bind_addr(),
         token: args.token.clone(),
         wait_workers: args.wait_workers,
@@ -317,6 +322,8 @@ pub struct ExecuteOptions {
     pub summary: Option<PathBuf>,
     pub remote_workers: usize,
     pub local_workers: usize,
+    /// Engine threads per local worker; `None`: the cores divided among them.
+    pub worker_threads: Option<usize>,
     pub bind: SocketAddr,
     pub token: Option<String>,
     pub wait_workers: Duration,
@@ -375,7 +382,12 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
         service,
         server_stop.clone().cancelled_owned(),
     ));
-    let workers = crate::local::spawn(opts.local_workers, addr, opts.token.clone());
+    let workers = crate::local::spawn(
+        opts.local_workers,
+        opts.worker_threads,
+        addr,
+        opts.token.clone(),
+    );
 
     let stop = CancellationToken::new();
     crate::shutdown::install(stop.clone());

@@ -102,6 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         summary: Some(args.summary.clone()),
         remote_workers: 0,
         local_workers: 1,
+        worker_threads: None,
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         token: None,
         wait_workers: Duration::from_secs(30),
