@@ -1,10 +1,9 @@
 //! Decoding and checking interval reports as they arrive, on the connection's task, so that the
 //! aggregator only ever sees well-formed data and decoding cost spreads over the runtime.
 
-use hdrhistogram::Histogram;
-use hdrhistogram::serialization::Deserializer;
-use stampede_proto::{self as pb, hdr};
+use stampede_proto as pb;
 
+use crate::latencies::{Decoder, Latencies, LatenciesError};
 use crate::tally::Class;
 
 /// Longest arch label accepted; arch labels come from response headers, i.e. the network.
@@ -21,7 +20,7 @@ pub struct Series {
     pub class: Class,
     pub unexpected: bool,
     pub count: u64,
-    pub hist: Histogram<u64>,
+    pub hist: Latencies,
 }
 
 /// An interval report, decoded.
@@ -66,6 +65,11 @@ pub enum DecodeError {
 
 /// Decodes a report and checks everything that can be checked without the run's context.
 pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
+    decode_with(&mut Decoder::new(), report)
+}
+
+/// [`decode`] with a histogram decoder kept from one report to the next (one per connection).
+pub fn decode_with(decoder: &mut Decoder, report: pb::Report) -> Result<Report, DecodeError> {
     if report.seq == 0 {
         return Err(DecodeError::ZeroSeq);
     }
@@ -78,12 +82,11 @@ pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
     if report.series.len() > MAX_SERIES {
         return Err(DecodeError::TooManySeries(report.series.len()));
     }
-    let mut deserializer = Deserializer::new();
     let series = report
         .series
         .into_iter()
         .enumerate()
-        .map(|(index, s)| decode_series(&mut deserializer, index, s))
+        .map(|(index, s)| decode_series(decoder, index, s))
         .collect::<Result<_, _>>()?;
     Ok(Report {
         run_id: report.run_id,
@@ -99,7 +102,7 @@ pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
 }
 
 fn decode_series(
-    deserializer: &mut Deserializer,
+    decoder: &mut Decoder,
     index: usize,
     s: pb::Series,
 ) -> Result<Series, DecodeError> {
@@ -110,18 +113,13 @@ fn decode_series(
     if s.arch.is_empty() || s.arch.len() > MAX_ARCH_LEN {
         return Err(DecodeError::BadArch { index });
     }
-    let hist: Histogram<u64> = deserializer
-        .deserialize(&mut s.hdr.as_slice())
-        .map_err(|e| DecodeError::Histogram {
+    let hist = decoder.decode(&s.hdr).map_err(|e| match e {
+        LatenciesError::Bounds => DecodeError::Bounds { index },
+        e => DecodeError::Histogram {
             index,
-            message: format!("{e:?}"),
-        })?;
-    if hist.low() != hdr::LOWEST_US
-        || hist.high() != hdr::HIGHEST_US
-        || hist.sigfig() != hdr::SIGFIG
-    {
-        return Err(DecodeError::Bounds { index });
-    }
+            message: e.to_string(),
+        },
+    })?;
     if hist.len() != s.count {
         return Err(DecodeError::CountMismatch {
             index,
@@ -144,6 +142,7 @@ fn decode_series(
 mod tests {
     use super::*;
     use crate::tally::new_histogram;
+    use hdrhistogram::Histogram;
     use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
     fn encode(h: &Histogram<u64>) -> Vec<u8> {
@@ -195,7 +194,7 @@ mod tests {
             }
             let count = interval.len();
             let decoded = decode(report_with(series(&interval, count))).unwrap();
-            merged.add(&decoded.series[0].hist).unwrap();
+            decoded.series[0].hist.add_to(&mut merged);
         }
         assert_eq!(merged, all);
         for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
