@@ -186,15 +186,13 @@ impl Aggregator {
             self.cells
                 .entry((s.target, s.arch.clone(), s.request))
                 .or_default()
-                .record(s.class, s.unexpected, s.count, &s.hist);
+                .record_latencies(s.class, s.unexpected, s.count, &s.hist);
             if let Some(b) = bucket.as_deref_mut() {
                 *b.by_target.entry(s.target).or_default() += s.count;
-                b.by_arch.entry(s.arch.clone()).or_default().record(
-                    s.class,
-                    s.unexpected,
-                    s.count,
-                    &s.hist,
-                );
+                b.by_arch
+                    .entry(s.arch.clone())
+                    .or_default()
+                    .record_latencies(s.class, s.unexpected, s.count, &s.hist);
             }
         }
         Ok(Ingested::Counted)
@@ -395,7 +393,7 @@ mod tests {
             class,
             unexpected: false,
             count: values.len() as u64,
-            hist,
+            hist: crate::latencies::Latencies::from(&hist),
         }
     }
 

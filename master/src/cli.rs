@@ -68,6 +68,10 @@ pub struct RunArgs {
     /// In-process workers (default 1 when no remote workers are expected, else 0).
     #[arg(long, env = "STAMPEDE_LOCAL_WORKERS", value_name = "N")]
     pub local_workers: Option<usize>,
+    /// Engine threads of each local worker (default: the cores divided among the local workers).
+    /// One thread pins a local worker to one core, e.g. for a per-CPU efficiency benchmark.
+    #[arg(long, env = "STAMPEDE_WORKER_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
     /// gRPC listen address (default 0.0.0.0:5557; 127.0.0.1 on a free port when only local
     /// workers run).
     #[arg(long, env = "STAMPEDE_BIND", value_name = "ADDR")]
@@ -253,6 +257,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         summary: args.summary.clone(),
         remote_workers: args.expect_workers,
         local_workers: args.local_workers(),
+        worker_threads: args.worker_threads.map(usize::from),
         bind: args.bind_addr(),
         auth,
         wait_workers: args.wait_workers,
@@ -273,6 +278,8 @@ pub struct ExecuteOptions {
     pub summary: Option<PathBuf>,
     pub remote_workers: usize,
     pub local_workers: usize,
+    /// Engine threads per local worker; `None`: the cores divided among them.
+    pub worker_threads: Option<usize>,
     pub bind: SocketAddr,
     /// How workers are admitted (see [`auth::resolve`]).
     pub auth: Auth,
@@ -339,6 +346,7 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
     ));
     let workers = crate::local::spawn(
         opts.local_workers,
+        opts.worker_threads,
         addr,
         opts.auth.token().map(str::to_owned),
     );

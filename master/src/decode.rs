@@ -1,15 +1,10 @@
 //! Decoding and checking interval reports as they arrive, on the connection's task, so that the
 //! aggregator only ever sees well-formed data and decoding cost spreads over the runtime.
 
-use std::io::Read;
-use std::sync::LazyLock;
+use stampede_proto as pb;
 
-use flate2::read::ZlibDecoder;
-use hdrhistogram::Histogram;
-use hdrhistogram::serialization::Deserializer;
-use stampede_proto::{self as pb, hdr};
-
-use crate::tally::{Class, new_histogram};
+use crate::latencies::{Decoder, Latencies, LatenciesError};
+use crate::tally::Class;
 
 /// Longest arch label accepted; arch labels come from response headers, i.e. the network.
 pub const MAX_ARCH_LEN: usize = 64;
@@ -22,15 +17,6 @@ pub const MAX_REQUESTS: u64 = 10_000_000_000;
 /// Latest interval end accepted, ms since the worker started the run (100 days).
 pub const MAX_END_MS: u64 = 100 * 24 * 3600 * 1000;
 
-/// HdrHistogram V2 cookies and header size (the serialization format's constants).
-const V2_COOKIE: u32 = 0x1c84_9313;
-const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
-const V2_HEADER: usize = 40;
-/// The largest inflated V2 histogram with stampede's bounds: the header and every count at
-/// its longest encoding (9 bytes). Anything bigger is not one of ours.
-static MAX_INFLATED: LazyLock<usize> =
-    LazyLock::new(|| V2_HEADER + 9 * new_histogram().distinct_values());
-
 /// One key of one interval, decoded.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -40,7 +26,7 @@ pub struct Series {
     pub class: Class,
     pub unexpected: bool,
     pub count: u64,
-    pub hist: Histogram<u64>,
+    pub hist: Latencies,
 }
 
 /// An interval report, decoded.
@@ -91,6 +77,11 @@ pub enum DecodeError {
 
 /// Decodes a report and checks everything that can be checked without the run's context.
 pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
+    decode_with(&mut Decoder::new(), report)
+}
+
+/// [`decode`] with a histogram decoder kept from one report to the next (one per connection).
+pub fn decode_with(decoder: &mut Decoder, report: pb::Report) -> Result<Report, DecodeError> {
     if report.seq == 0 {
         return Err(DecodeError::ZeroSeq);
     }
@@ -117,7 +108,7 @@ pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
         .series
         .into_iter()
         .enumerate()
-        .map(|(index, s)| decode_series(index, s))
+        .map(|(index, s)| decode_series(decoder, index, s))
         .collect::<Result<_, _>>()?;
     Ok(Report {
         run_id: report.run_id,
@@ -133,7 +124,11 @@ pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
     })
 }
 
-fn decode_series(index: usize, s: pb::Series) -> Result<Series, DecodeError> {
+fn decode_series(
+    decoder: &mut Decoder,
+    index: usize,
+    s: pb::Series,
+) -> Result<Series, DecodeError> {
     let class = Class::from_wire(s.outcome).ok_or(DecodeError::UnknownOutcome {
         index,
         value: s.outcome,
@@ -141,13 +136,13 @@ fn decode_series(index: usize, s: pb::Series) -> Result<Series, DecodeError> {
     if s.arch.is_empty() || s.arch.len() > MAX_ARCH_LEN {
         return Err(DecodeError::BadArch { index });
     }
-    let hist = histogram(&s.hdr).map_err(|message| DecodeError::Histogram { index, message })?;
-    if hist.low() != hdr::LOWEST_US
-        || hist.high() != hdr::HIGHEST_US
-        || hist.sigfig() != hdr::SIGFIG
-    {
-        return Err(DecodeError::Bounds { index });
-    }
+    let hist = decoder.decode(&s.hdr).map_err(|e| match e {
+        LatenciesError::Bounds => DecodeError::Bounds { index },
+        e => DecodeError::Histogram {
+            index,
+            message: e.to_string(),
+        },
+    })?;
     if hist.len() != s.count {
         return Err(DecodeError::CountMismatch {
             index,
@@ -166,81 +161,17 @@ fn decode_series(index: usize, s: pb::Series) -> Result<Series, DecodeError> {
     })
 }
 
-/// Decodes V2+deflate bytes, checking the header before the decoder sees it: the decoder
-/// believes the header's payload length and bounds (a few hostile bytes could make it allocate
-/// gigabytes), so only a bounded inflate of a header with stampede's own bounds reaches it.
-fn histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
-    let be32 = |b: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-    };
-    let be64 = |b: &[u8], at: usize| -> Option<u64> {
-        Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
-    };
-    if be32(bytes, 0) != Some(V2_DEFLATE_COOKIE) {
-        return Err("not an HdrHistogram V2+deflate encoding (cookie)".into());
-    }
-    let compressed = be32(bytes, 4).ok_or("truncated header")? as usize;
-    if compressed != bytes.len() - 8 {
-        return Err(format!(
-            "header says {compressed} compressed bytes, {} follow",
-            bytes.len() - 8
-        ));
-    }
-    let limit = *MAX_INFLATED;
-    let mut inflated = Vec::new();
-    ZlibDecoder::new(&bytes[8..])
-        .take(limit as u64 + 1)
-        .read_to_end(&mut inflated)
-        .map_err(|e| format!("inflate: {e}"))?;
-    if inflated.len() > limit {
-        return Err(format!("inflates beyond {limit} bytes"));
-    }
-    let header = (
-        be32(&inflated, 0),
-        be32(&inflated, 4),
-        be32(&inflated, 8),
-        be32(&inflated, 12),
-        be64(&inflated, 16),
-        be64(&inflated, 24),
-        be64(&inflated, 32),
-    );
-    let (
-        Some(cookie),
-        Some(payload),
-        Some(offset),
-        Some(digits),
-        Some(low),
-        Some(high),
-        Some(ratio),
-    ) = header
-    else {
-        return Err("truncated header".into());
-    };
-    if cookie != V2_COOKIE || offset != 0 || ratio != 1f64.to_bits() {
-        return Err("not an HdrHistogram V2 encoding (header)".into());
-    }
-    if payload as usize != inflated.len() - V2_HEADER {
-        return Err(format!(
-            "header says {payload} payload bytes, {} follow",
-            inflated.len() - V2_HEADER
-        ));
-    }
-    if (low, high, digits) != (hdr::LOWEST_US, hdr::HIGHEST_US, u32::from(hdr::SIGFIG)) {
-        return Err(format!(
-            "bounds {low}..{high} at {digits} figures, not 1 µs … 1 h at 3"
-        ));
-    }
-    // The decoder can panic on some hostile counts (it negates i64::MIN): contain it.
-    std::panic::catch_unwind(|| Deserializer::new().deserialize(&mut inflated.as_slice()))
-        .map_err(|_| "the counts do not decode".to_owned())?
-        .map_err(|e| format!("{e:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The V2 serialization format's cookies and header size, to forge hostile encodings.
+    const V2_COOKIE: u32 = 0x1c84_9313;
+    const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
     use crate::tally::new_histogram;
+    use hdrhistogram::Histogram;
     use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    use stampede_proto::hdr;
 
     fn encode(h: &Histogram<u64>) -> Vec<u8> {
         let mut out = Vec::new();
@@ -291,7 +222,7 @@ mod tests {
             }
             let count = interval.len();
             let decoded = decode(report_with(series(&interval, count))).unwrap();
-            merged.add(&decoded.series[0].hist).unwrap();
+            decoded.series[0].hist.add_to(&mut merged);
         }
         assert_eq!(merged, all);
         for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
@@ -359,10 +290,15 @@ mod tests {
     fn hostile_histograms_are_rejected_cheaply() {
         // A 4 GiB payload announced in 60 bytes.
         let m = hdr_error(hostile(u32::MAX - 16, 3, hdr::HIGHEST_US, &[]), 0);
-        assert!(m.contains("payload"), "{m}");
+        assert!(m.contains("truncated"), "{m}");
         // Bounds that mean a 25 MB counts array.
-        let m = hdr_error(hostile(0, 5, u64::MAX, &[]), 0);
-        assert!(m.contains("bounds"), "{m}");
+        match decode(report_with(pb::Series {
+            hdr: hostile(0, 5, u64::MAX, &[]),
+            ..series(&new_histogram(), 0)
+        })) {
+            Err(DecodeError::Bounds { .. }) => {}
+            other => panic!("expected a bounds error, got {other:?}"),
+        }
         // 64 MiB of zeros deflate to ~64 KB: inflating stops at the bound.
         let bomb = vec![0u8; 64 << 20];
         let m = hdr_error(hostile(bomb.len() as u32, 3, hdr::HIGHEST_US, &bomb), 0);
@@ -375,8 +311,9 @@ mod tests {
         let mut cut = hostile(0, 3, hdr::HIGHEST_US, &[]);
         cut.truncate(cut.len() - 1);
         let m = hdr_error(cut, 0);
-        assert!(m.contains("compressed bytes"), "{m}");
-        assert!(hdr_error(Vec::new(), 0).contains("cookie"));
+        assert!(m.contains("truncated"), "{m}");
+        assert!(hdr_error(Vec::new(), 0).contains("truncated"));
+        assert!(hdr_error(b"garbage!".to_vec(), 0).contains("not an HdrHistogram"));
     }
 
     #[test]

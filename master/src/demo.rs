@@ -103,6 +103,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         summary: Some(args.summary.clone()),
         remote_workers: 0,
         local_workers: 1,
+        worker_threads: None,
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         // Only the in-process worker joins; it is handed this token.
         auth: Auth::Token(generate_token()),

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod demo;
 pub mod dispatch;
 pub mod headless;
+pub mod latencies;
 pub mod local;
 pub mod metrics;
 pub mod plan;

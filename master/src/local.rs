@@ -9,10 +9,16 @@ use tokio::sync::oneshot;
 /// Resolves when the local worker's session has ended.
 pub type Done = oneshot::Receiver<()>;
 
-/// Starts `n` workers that connect to the master at `addr`.
-pub fn spawn(n: usize, addr: SocketAddr, token: Option<String>) -> Vec<Done> {
+/// Starts `n` workers that connect to the master at `addr`, each with `threads` engine threads
+/// (`None`: the cores divided among them).
+pub fn spawn(
+    n: usize,
+    threads: Option<usize>,
+    addr: SocketAddr,
+    token: Option<String>,
+) -> Vec<Done> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = (cores / n.max(1)).max(1);
+    let threads = threads.unwrap_or(cores / n.max(1)).max(1);
     // A wildcard bind is reachable on loopback.
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()

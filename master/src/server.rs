@@ -147,6 +147,7 @@ async fn pump(
     mut inbound: Streaming<pb::WorkerMessage>,
     events: mpsc::Sender<Event>,
 ) {
+    let mut decoder = crate::latencies::Decoder::new();
     let reason = loop {
         let message = match inbound.message().await {
             Ok(Some(m)) => m,
@@ -158,7 +159,7 @@ async fn pump(
             Some(Kind::Report(r)) => Event::Report {
                 conn,
                 worker,
-                report: decode::decode(r),
+                report: decode::decode_with(&mut decoder, r),
             },
             Some(Kind::Heartbeat(heartbeat)) => Event::Heartbeat {
                 conn,

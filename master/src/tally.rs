@@ -4,6 +4,8 @@
 use hdrhistogram::Histogram;
 use stampede_proto::{Outcome, hdr};
 
+use crate::latencies::Latencies;
+
 /// Transport error kinds, as named in the summary.
 pub const ERROR_KINDS: [&str; 4] = ["connect", "reset", "timeout", "other"];
 
@@ -82,6 +84,22 @@ impl Tally {
                 self.status[usize::from(c.clamp(1, 5) - 1)] += count;
                 // Same bounds on both sides; an out-of-range value was rejected at decode.
                 let _ = self.latency.add(hist);
+            }
+            Class::Error(kind) => self.errors[kind.min(3)] += count,
+        }
+    }
+
+    /// [`Tally::record`] for latencies as reports carry them (only the non-empty buckets), which
+    /// costs the buckets a series fills rather than the whole histogram.
+    pub fn record_latencies(&mut self, class: Class, unexpected: bool, count: u64, l: &Latencies) {
+        self.requests += count;
+        if unexpected {
+            self.failures += count;
+        }
+        match class {
+            Class::Status(c) => {
+                self.status[usize::from(c.clamp(1, 5) - 1)] += count;
+                l.add_to(&mut self.latency);
             }
             Class::Error(kind) => self.errors[kind.min(3)] += count,
         }

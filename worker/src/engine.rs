@@ -23,6 +23,7 @@ use crate::EngineError;
 use crate::arrivals::Gaps;
 use crate::open::{Pool, Schedule};
 use crate::plan::Plan;
+use crate::pool::Pools;
 use crate::quota::{Quota, QuotaSender, QuotaView};
 use crate::record::{self, Histograms, Shard, SharedShard};
 use crate::user::User;
@@ -39,6 +40,8 @@ pub type Drain = Pin<Box<dyn Future<Output = usize> + Send + 'static>>;
 struct EngineThread {
     handle: Handle,
     shard: SharedShard,
+    /// The thread's shared connection pools (shared connection mode only).
+    pools: Option<Arc<Pools>>,
     /// Dropping it ends the thread's runtime.
     shutdown: Option<oneshot::Sender<()>>,
     join: Option<thread::JoinHandle<()>>,
@@ -101,8 +104,12 @@ impl Engine {
             .map_err(|_| EngineError::Unsupported("an unknown load model"))?;
         let arrivals = Arrivals::try_from(config.arrivals)
             .map_err(|_| EngineError::Unsupported("an unknown arrival distribution"))?;
-        let threads = (0..threads.max(1))
-            .map(start_thread)
+        let count = threads.max(1);
+        // The worker's pool size is split over its threads (rounded up): each thread's users
+        // borrow only their thread's connections, so no connection crosses threads.
+        let per_thread = plan.shared_pool.map(|size| size.div_ceil(count));
+        let threads = (0..count)
+            .map(|index| start_thread(index, per_thread))
             .collect::<Result<Vec<_>, _>>()?;
         let targets = plan
             .targets
@@ -417,6 +424,7 @@ impl Engine {
             target,
             shard: Arc::clone(&thread.shard),
             quota: QuotaView::new(self.targets[target].quota.subscribe()),
+            pools: thread.pools.clone(),
             cancel: cancel.clone(),
         };
         let task = thread.handle.spawn(user.run());
@@ -445,8 +453,9 @@ impl Drop for Engine {
     }
 }
 
-/// Starts one engine thread and waits for its runtime to be up.
-fn start_thread(index: usize) -> Result<EngineThread, EngineError> {
+/// Starts one engine thread, with shared pools of `pool_size` connections per endpoint if
+/// given, and waits for its runtime to be up.
+fn start_thread(index: usize, pool_size: Option<usize>) -> Result<EngineThread, EngineError> {
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let join = thread::Builder::new()
@@ -479,6 +488,7 @@ fn start_thread(index: usize) -> Result<EngineThread, EngineError> {
     Ok(EngineThread {
         handle,
         shard: Arc::new(std::sync::Mutex::new(Shard::new())),
+        pools: pool_size.map(|size| Arc::new(Pools::new(size))),
         shutdown: Some(shutdown_tx),
         join: Some(join),
     })

@@ -1,8 +1,10 @@
 //! The per-user HTTP/1.1 client: one keep-alive connection (hyper's low-level
-//! `client::conn::http1`), opened lazily and reopened when the server has closed it, redirects
-//! followed within the run's bound, bodies read to the end and dropped frame by frame.
+//! `client::conn::http1`), opened lazily and reopened when the server has closed it, or
+//! connections borrowed from the engine thread's shared pools; redirects followed within the
+//! run's bound, bodies read to the end and dropped frame by frame.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,9 +18,10 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::plan::{Dest, Plan};
+use crate::pool::{Lease, Pools};
 
 type Body = Full<Bytes>;
-type Sender = SendRequest<Body>;
+pub(crate) type Sender = SendRequest<Body>;
 
 /// Why an exchange produced no final response.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +53,22 @@ pub(crate) struct Exchange {
 }
 
 /// A user's connections: one to its target, and one to the last other authority a redirect
-/// pointed at.
+/// pointed at; or, with shared pools, whatever connection the pool lends for each hop.
 #[derive(Default)]
 pub(crate) struct Client {
     primary: Option<Sender>,
     secondary: Option<Sender>,
     secondary_dest: Option<Dest>,
+    pools: Option<Arc<Pools>>,
 }
 
 impl Client {
-    pub(crate) fn new() -> Self {
-        Self::default()
+    /// A client with connections of its own (`pools` is `None`) or borrowed from `pools`.
+    pub(crate) fn new(pools: Option<Arc<Pools>>) -> Self {
+        Self {
+            pools,
+            ..Self::default()
+        }
     }
 
     /// Sends request `request` to target `target`, following redirects, within the request's
@@ -116,11 +124,18 @@ impl Client {
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
             let connect_timeout = plan.connect_timeout;
-            let resp = match other.as_ref() {
-                None => send(&mut self.primary, dest, req, connect_timeout).await?,
-                Some(d) => {
-                    let slot = self.secondary_for(d);
-                    send(slot, d, req, connect_timeout).await?
+            // Shared mode: the borrowed connection goes back when this hop's body is read.
+            let mut lease: Option<Lease> = None;
+            let resp = if let Some(pools) = &self.pools {
+                let lease = lease.insert(pools.lease(dest).await);
+                send(&mut lease.slot, dest, req, connect_timeout).await?
+            } else {
+                match other.as_ref() {
+                    None => send(&mut self.primary, dest, req, connect_timeout).await?,
+                    Some(d) => {
+                        let slot = self.secondary_for(d);
+                        send(slot, d, req, connect_timeout).await?
+                    }
                 }
             };
             let status = resp.status();
@@ -129,6 +144,9 @@ impl Client {
                 && let Some(next) = redirect_target(&resp, dest, &uri)?
             {
                 drain(resp.into_body()).await?;
+                if let Some(lease) = lease.as_mut() {
+                    lease.keep();
+                }
                 hops += 1;
                 // 303 means "GET the other resource"; 307/308 (and, in practice, 301/302 for
                 // GET) repeat the same request.
@@ -142,6 +160,9 @@ impl Client {
             }
             let arch = resp.headers().get(&plan.arch_header).cloned();
             drain(resp.into_body()).await?;
+            if let Some(lease) = lease.as_mut() {
+                lease.keep();
+            }
             return Ok(Answer { status, arch });
         }
     }

@@ -17,6 +17,7 @@ mod link;
 mod open;
 pub mod outcome;
 mod plan;
+mod pool;
 mod quota;
 pub mod record;
 pub mod report;

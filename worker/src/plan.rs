@@ -9,7 +9,6 @@ use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Uri};
 use stampede_proto::{ConnectionMode, LoadModel, RunConfig};
-use tracing::warn;
 
 use crate::EngineError;
 use crate::choice::Choice;
@@ -17,6 +16,9 @@ use crate::wait::Wait;
 
 /// Used when a request has no timeout: every request must end some time so it is counted.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Shared-pool connections per target and worker when the run configuration leaves it at 0.
+pub(crate) const DEFAULT_POOL_SIZE: usize = 64;
 
 /// The scenario's default arch header, used when the run configuration leaves it empty.
 const DEFAULT_ARCH_HEADER: &str = "x-arch";
@@ -88,6 +90,8 @@ pub(crate) struct Plan {
     pub connect_timeout: Option<Duration>,
     /// `CONNECTION_MODE_CLOSE`: a new connection for every request.
     pub close_each: bool,
+    /// `CONNECTION_MODE_SHARED`: connections per target and worker that users borrow.
+    pub shared_pool: Option<usize>,
     /// Whether the first transport error of each kind was logged (connect, reset, timeout,
     /// other): one line per kind and run says what is going on without flooding the log.
     pub error_logged: [AtomicBool; 4],
@@ -145,6 +149,12 @@ impl Plan {
             connect_timeout: (cfg.connect_timeout_ms > 0)
                 .then(|| Duration::from_millis(cfg.connect_timeout_ms)),
             close_each: cfg.connection() == ConnectionMode::Close,
+            shared_pool: (cfg.connection() == ConnectionMode::Shared).then_some(
+                match cfg.pool_size {
+                    0 => DEFAULT_POOL_SIZE,
+                    n => n as usize,
+                },
+            ),
             error_logged: Default::default(),
         })
     }
@@ -156,13 +166,7 @@ fn check_supported(cfg: &RunConfig) -> Result<(), EngineError> {
         return Err(EngineError::Unsupported("an unknown load model"));
     }
     match ConnectionMode::try_from(cfg.connection) {
-        Ok(ConnectionMode::PerUser | ConnectionMode::Close) => {}
-        Ok(ConnectionMode::Shared) => {
-            // Close enough to measure with: each user keeps its own connection.
-            warn!(
-                "shared connection pools are not implemented yet; each user keeps its own connection"
-            );
-        }
+        Ok(ConnectionMode::PerUser | ConnectionMode::Close | ConnectionMode::Shared) => {}
         Err(_) => return Err(EngineError::Unsupported("an unknown connection mode")),
     }
     Ok(())

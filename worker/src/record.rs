@@ -3,6 +3,7 @@
 //! per interval, so the only lock contention is that one swap.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
@@ -61,10 +62,40 @@ pub struct Sample<'a> {
     pub latency_us: u64,
 }
 
+/// Which arch a slot counts, without the string: the target's declared arch, one of the
+/// shard's labels (by index), or the catch-all label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchId {
+    Declared,
+    Label(u8),
+    Other,
+}
+
+/// The identity of a slot, compared field by field: no hashing, no reference counting per
+/// request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SlotKey {
+    target: u32,
+    request: u32,
+    arch: ArchId,
+    outcome: Outcome,
+    unexpected: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    arch: Arc<str>,
+    hist: Histogram<u64>,
+}
+
 /// The recordings of one engine thread.
 #[derive(Debug)]
 pub struct Shard {
-    histograms: Histograms,
+    /// Slot keys, kept apart from the histograms so the search scans a short, dense array.
+    keys: Vec<SlotKey>,
+    slots: Vec<Slot>,
+    /// Where the previous request was recorded: most requests land in the same slot.
+    last: usize,
     /// Open-model arrivals that found no free slot since the last `take_dropped`.
     dropped: u64,
     /// Arch labels seen in responses; kept across intervals so the bound holds for the run.
@@ -81,31 +112,72 @@ impl Default for Shard {
 impl Shard {
     pub fn new() -> Self {
         Self {
-            histograms: HashMap::new(),
+            keys: Vec::new(),
+            slots: Vec::new(),
+            last: 0,
             dropped: 0,
             labels: Vec::new(),
             other: Arc::from(OTHER_ARCH),
         }
     }
 
-    /// Records one request. Allocates only the first time a key or an arch label is seen.
+    /// Records one request. Allocates only the first time a key or an arch label is seen in an
+    /// interval.
     pub fn record(&mut self, sample: Sample<'_>) {
-        let key = Key {
+        let key = SlotKey {
             target: sample.target,
+            request: sample.request,
             arch: self.arch(sample.arch_header, sample.declared_arch),
             outcome: sample.outcome,
             unexpected: sample.unexpected,
-            request: sample.request,
         };
-        self.histograms
-            .entry(key)
-            .or_insert_with(new_histogram)
+        let index = if self.keys.get(self.last) == Some(&key) {
+            self.last
+        } else if let Some(i) = self.keys.iter().position(|k| *k == key) {
+            i
+        } else {
+            let arch = match key.arch {
+                ArchId::Declared => Arc::clone(sample.declared_arch),
+                ArchId::Label(i) => Arc::clone(&self.labels[usize::from(i)]),
+                ArchId::Other => Arc::clone(&self.other),
+            };
+            self.keys.push(key);
+            self.slots.push(Slot {
+                arch,
+                hist: new_histogram(),
+            });
+            self.keys.len() - 1
+        };
+        self.last = index;
+        self.slots[index]
+            .hist
             .saturating_record(sample.latency_us.max(1));
     }
 
     /// Takes everything recorded so far, leaving an empty shard.
     pub fn take(&mut self) -> Histograms {
-        std::mem::take(&mut self.histograms)
+        let mut out = Histograms::with_capacity(self.slots.len());
+        for (k, slot) in self.keys.drain(..).zip(self.slots.drain(..)) {
+            let key = Key {
+                target: k.target,
+                arch: slot.arch,
+                outcome: k.outcome,
+                unexpected: k.unexpected,
+                request: k.request,
+            };
+            match out.entry(key) {
+                Entry::Vacant(e) => {
+                    e.insert(slot.hist);
+                }
+                // Two slots of one key: a response label equal to another target's declared
+                // arch. Same bounds, so adding cannot fail.
+                Entry::Occupied(mut e) => {
+                    let _ = e.get_mut().add(&slot.hist);
+                }
+            }
+        }
+        self.last = 0;
+        out
     }
 
     /// Counts an open-model arrival that was not sent: the in-flight bound was reached.
@@ -120,35 +192,39 @@ impl Shard {
 
     /// Number of requests recorded since the last `take`.
     pub fn count(&self) -> u64 {
-        self.histograms.values().map(Histogram::len).sum()
+        self.slots.iter().map(|s| s.hist.len()).sum()
     }
 
-    /// The arch label for a response: its header value (trimmed, UTF-8, at most
-    /// [`MAX_ARCH_LEN`] bytes) if usable, else the declared arch.
-    fn arch(&mut self, header: Option<&[u8]>, declared: &Arc<str>) -> Arc<str> {
+    /// The arch of a response: its header value (trimmed, UTF-8, at most [`MAX_ARCH_LEN`]
+    /// bytes) if usable, else the declared arch.
+    fn arch(&mut self, header: Option<&[u8]>, declared: &Arc<str>) -> ArchId {
         let Some(value) = header.map(<[u8]>::trim_ascii).filter(|v| !v.is_empty()) else {
-            return declared.clone();
+            return ArchId::Declared;
         };
         // Compare bytes with the labels we know before building any string.
         if value == declared.as_bytes() {
-            return declared.clone();
+            return ArchId::Declared;
         }
-        if let Some(label) = self.labels.iter().find(|l| l.as_bytes() == value) {
-            return label.clone();
+        if let Some(i) = self.labels.iter().position(|l| l.as_bytes() == value) {
+            return label_id(i);
         }
         let Some(label) = std::str::from_utf8(value)
             .ok()
             .filter(|s| s.len() <= MAX_ARCH_LEN)
         else {
-            return declared.clone();
+            return ArchId::Declared;
         };
         if self.labels.len() >= MAX_ARCH_LABELS {
-            return self.other.clone();
+            return ArchId::Other;
         }
-        let label: Arc<str> = Arc::from(label);
-        self.labels.push(label.clone());
-        label
+        self.labels.push(Arc::from(label));
+        label_id(self.labels.len() - 1)
     }
+}
+
+/// The id of label `i`; there are at most [`MAX_ARCH_LABELS`] (< 256) labels.
+fn label_id(i: usize) -> ArchId {
+    u8::try_from(i).map_or(ArchId::Other, ArchId::Label)
 }
 
 /// Locks a shard. A panic while holding the lock cannot leave a histogram half-written in a way

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::attempt::attempt;
 use crate::http::Client;
 use crate::plan::Plan;
+use crate::pool::Pools;
 use crate::quota::{Claim, QuotaView};
 use crate::record::SharedShard;
 
@@ -24,6 +25,8 @@ pub(crate) struct User {
     /// The shard of the engine thread this user runs on.
     pub shard: SharedShard,
     pub quota: QuotaView,
+    /// The engine thread's shared pools, when users share connections.
+    pub pools: Option<Arc<Pools>>,
     pub cancel: CancellationToken,
 }
 
@@ -31,7 +34,7 @@ impl User {
     /// The user loop.
     pub(crate) async fn run(mut self) {
         let mut rng = SmallRng::from_rng(&mut rand::rng());
-        let mut client = Client::new();
+        let mut client = Client::new(self.pools.clone());
         let target = &self.plan.targets[self.target];
         while !self.cancel.is_cancelled() {
             let ticket = match self.quota.claim() {
@@ -60,9 +63,11 @@ impl User {
             }
             let pause = self.plan.wait.next(started.elapsed(), &mut rng);
             if pause.is_zero() {
-                // No think time: still let the other users of this thread run between requests
-                // (an instantly failing connect would otherwise never yield).
-                tokio::task::yield_now().await;
+                // No think time: still let the other users of this thread run now and then (an
+                // instantly failing connect would otherwise never yield). Spending coop budget
+                // yields only once the budget is used up, where a yield after every request made
+                // the runtime wake itself through its eventfd (a write syscall) each time.
+                tokio::task::consume_budget().await;
                 continue;
             }
             tokio::select! {

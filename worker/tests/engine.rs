@@ -124,6 +124,87 @@ async fn close_mode_opens_a_connection_per_request() {
         server.counts.served()
     );
     assert_eq!(total(&recorded), server.counts.served());
+    assert_eq!(server.counts.accepted(), server.counts.served());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_mode_keeps_one_connection_per_user() {
+    let server = http_server(Behaviour::default()).await;
+    let config = run_config(&server.url(""), "amd64", "/");
+    let mut engine = Engine::build(&config, 2).unwrap();
+    let recorded = run_engine(&mut engine, 6, Duration::from_millis(400)).await;
+    let served = server.counts.served();
+    assert!(served > 12, "each user made several requests ({served})");
+    assert_eq!(total(&recorded), served);
+    assert_eq!(server.counts.accepted(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_pool_bounds_connections_and_counts_stay_exact() {
+    let server = http_server(Behaviour {
+        delay: Duration::from_millis(5),
+        every_nth_503: 5,
+        ..Default::default()
+    })
+    .await;
+    let mut config = run_config(&server.url(""), "amd64", "/");
+    config.connection = ConnectionMode::Shared as i32;
+    config.pool_size = 4;
+    // Two engine threads with two connections each: 24 users queue for 4 connections.
+    let mut engine = Engine::build(&config, 2).unwrap();
+    let recorded = run_engine(&mut engine, 24, Duration::from_millis(800)).await;
+    let served = server.counts.served();
+    assert!(served > 40, "the pool kept serving ({served})");
+    assert_eq!(
+        total(&recorded),
+        served,
+        "every served request recorded once"
+    );
+    assert_eq!(
+        count_outcome(&recorded, Outcome::Status5xx),
+        server.counts.status_503()
+    );
+    assert_eq!(
+        count_outcome(&recorded, Outcome::Status2xx) + server.counts.status_503(),
+        served,
+        "no errors: {:?}",
+        by_outcome_arch(&recorded)
+    );
+    let accepted = server.counts.accepted();
+    assert!(
+        (1..=4).contains(&accepted),
+        "24 users on a pool of 4 opened {accepted} connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_pool_replaces_connections_the_server_closed() {
+    // Connections idle in the pool for longer than 20 ms are closed by the server.
+    let server = idle_closing_server(Duration::from_millis(20)).await;
+    let mut config = run_config(&server.url(""), "amd64", "/");
+    config.connection = ConnectionMode::Shared as i32;
+    config.pool_size = 2;
+    config.wait = Some(stampede_worker::proto::Wait {
+        kind: WaitKind::Constant as i32,
+        a_us: 80_000,
+        ..Default::default()
+    });
+    let mut engine = Engine::build(&config, 1).unwrap();
+    let recorded = run_engine(&mut engine, 4, Duration::from_millis(800)).await;
+    let served = server.counts.served();
+    assert!(served >= 16, "served {served}");
+    assert_eq!(
+        count_outcome(&recorded, Outcome::Status2xx),
+        served,
+        "{:?}",
+        by_outcome_arch(&recorded)
+    );
+    assert_eq!(total(&recorded), served);
+    let accepted = server.counts.accepted();
+    assert!(
+        accepted > 2,
+        "closed connections were replaced ({accepted} opened)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,7 @@ pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
             Arrivals::Poisson => pb::Arrivals::Poisson,
             Arrivals::Uniform => pb::Arrivals::Uniform,
         } as i32,
+        pool_size: s.load.pool_size.unwrap_or(0),
     }
 }
 

@@ -275,6 +275,9 @@ pub struct Load {
     /// (and counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
+    /// `connection = "shared"`: connections per target and worker (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<u32>,
 }
 
 /// The default bound on in-flight requests per worker in the open model.

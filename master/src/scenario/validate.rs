@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::compile::request_uri;
-use super::model::{Load, Model, Scenario, Stage, Wait};
+use super::model::{Connection, Load, Model, Scenario, Stage, Wait};
 use crate::thresholds::Threshold;
 
 /// A key path and what is wrong with its value.
@@ -195,6 +195,13 @@ fn validate_requests(s: &Scenario) -> Result<(), Invalid> {
                 ),
             );
         }
+    }
+    match (s.load.pool_size, s.load.connection) {
+        (Some(0), _) => return bad("load.pool_size", "must be at least 1"),
+        (Some(_), c) if c != Connection::Shared => {
+            return bad("load.pool_size", "only applies to connection = \"shared\"");
+        }
+        _ => {}
     }
     Ok(())
 }

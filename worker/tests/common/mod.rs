@@ -40,6 +40,8 @@ pub struct Behaviour {
 /// What a server counted.
 #[derive(Default)]
 pub struct Counts {
+    /// TCP connections accepted.
+    pub accepted: AtomicU64,
     pub served: AtomicU64,
     pub status_503: AtomicU64,
     pub redirected: AtomicU64,
@@ -50,6 +52,9 @@ pub struct Counts {
 }
 
 impl Counts {
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::SeqCst)
     }
@@ -92,6 +97,7 @@ pub async fn http_server(behaviour: Behaviour) -> TestServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                counts.accepted.fetch_add(1, Ordering::SeqCst);
                 let counts = counts.clone();
                 let behaviour = behaviour.clone();
                 tokio::spawn(async move {
@@ -174,6 +180,21 @@ pub async fn closing_server(arch: &'static str) -> TestServer {
     .await
 }
 
+/// A raw keep-alive server that closes a connection once it has been idle for `idle`: what a
+/// server's keep-alive timeout does.
+pub async fn idle_closing_server(idle: Duration) -> TestServer {
+    raw_server(move |mut stream, counts| async move {
+        while let Ok(true) = tokio::time::timeout(idle, read_request(&mut stream)).await {
+            counts.served.fetch_add(1, Ordering::SeqCst);
+            let resp = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            if stream.write_all(resp.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
 /// A raw server that reads a request and closes the connection without answering.
 pub async fn hangup_server() -> TestServer {
     raw_server(|mut stream, counts| async move {
@@ -196,6 +217,7 @@ where
         let counts = counts.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                counts.accepted.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(handle(stream, counts.clone()));
             }
         })

@@ -1,0 +1,110 @@
+//! Summary cost (bench/summary.sh): builds the aggregate of a synthetic one-hour run (4 targets,
+//! 2 arches, 3,600 one-second intervals of realistic histograms), then times `Summary::build` and
+//! `Summary::write` and prints the file's size. Goal: under 1 s and 10 MB.
+
+use std::time::{Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use stampede_master::aggregate::{Aggregator, TargetInfo};
+use stampede_master::decode::{Report, Series};
+use stampede_master::latencies::Latencies;
+use stampede_master::summary::{RunFacts, Summary};
+use stampede_master::tally::{Class, new_histogram};
+
+const INTERVALS: u64 = 3600;
+const TARGETS: u32 = 4;
+
+fn main() -> anyhow::Result<()> {
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "summary-cost.json".to_owned());
+    let targets: Vec<TargetInfo> = (0..TARGETS)
+        .map(|i| TargetInfo {
+            name: format!("target-{i}"),
+            arch: if i % 2 == 0 { "arm64" } else { "amd64" }.to_owned(),
+        })
+        .collect();
+    let mut agg = Aggregator::new("bench".into(), 1000, targets, vec!["get".into()]);
+    agg.worker_started("w", 0);
+    // A few interval shapes (2xx around 20 ms, 5xx around 40 ms), reused across the hour.
+    let shapes: Vec<(Latencies, Latencies)> = (0..8)
+        .map(|seed| (spread(900, 20_000, seed), spread(30, 40_000, seed + 100)))
+        .collect();
+    let built = Instant::now();
+    for k in 1..=INTERVALS {
+        let (ok, bad) = &shapes[(k % 8) as usize];
+        let series = (0..TARGETS)
+            .flat_map(|t| {
+                let arch = if t % 2 == 0 { "arm64" } else { "amd64" };
+                [(Class::Status(2), ok), (Class::Status(5), bad)].map(|(class, l)| Series {
+                    target: t,
+                    request: 0,
+                    arch: arch.to_owned(),
+                    class,
+                    unexpected: class == Class::Status(5),
+                    count: l.len(),
+                    hist: l.clone(),
+                })
+            })
+            .collect();
+        let report = Report {
+            run_id: "bench".into(),
+            worker_id: "w".into(),
+            seq: k,
+            start_ms: (k - 1) * 1000,
+            end_ms: k * 1000,
+            users: 500,
+            is_final: k == INTERVALS,
+            dropped: 0,
+            completed_stage: 0,
+            series,
+        };
+        agg.ingest(&report)?;
+        agg.close_intervals(k * 1000 + 1000);
+    }
+    agg.close_all();
+    eprintln!(
+        "aggregate of {INTERVALS} intervals built in {:.2?} ({} series points)",
+        built.elapsed(),
+        agg.series().len()
+    );
+
+    let t0 = Instant::now();
+    let summary = Summary::build(
+        &agg,
+        RunFacts {
+            name: "summary cost".into(),
+            scenario: serde_json::json!({}),
+            started_at: SystemTime::now(),
+            ended_at: SystemTime::now(),
+            duration_s: INTERVALS as f64,
+            workers: Vec::new(),
+        },
+    );
+    let build = t0.elapsed();
+    let t1 = Instant::now();
+    summary.write(std::path::Path::new(&path))?;
+    let write = t1.elapsed();
+    let size = std::fs::metadata(&path)?.len();
+    println!(
+        "summary of a 1 h run, {TARGETS} targets: build {:.1} ms, write {:.1} ms, total {:.1} ms, file {:.2} MB",
+        build.as_secs_f64() * 1e3,
+        write.as_secs_f64() * 1e3,
+        (build + write).as_secs_f64() * 1e3,
+        size as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// `n` latencies spread around `median_us`.
+fn spread(n: u64, median_us: u64, seed: u64) -> Latencies {
+    let mut h: Histogram<u64> = new_histogram();
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for _ in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        h.saturating_record(median_us / 2 + state % median_us);
+    }
+    Latencies::from(&h)
+}
