@@ -9,8 +9,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{Aggregator, TargetInfo};
+use crate::capacity::CapacityDriver;
 use crate::command::Command;
-use crate::dispatch::{Ramp, assign};
+use crate::dispatch::{Ramp, assign, spread};
 use crate::plan::Plan;
 use crate::registry::{JoinError, Registry, State};
 use crate::scenario::{self, Scenario};
@@ -88,6 +89,8 @@ pub struct Controller {
     users_shift: i64,
     users_step: u32,
     valid_load: ValidLoad,
+    /// Per-arch levels from a capacity search, instead of the plan's.
+    capacity: Option<CapacityDriver>,
 }
 
 impl Controller {
@@ -111,6 +114,14 @@ impl Controller {
         let requests = scenario.requests.iter().map(|r| r.name.clone()).collect();
         let interval_ms = config.report_interval_ms;
         let commands = view.commands();
+        let capacity = scenario
+            .capacity
+            .as_ref()
+            .filter(|_| scenario.is_capacity_search())
+            .map(|spec| {
+                let (interval, spawn) = (scenario.report_interval, scenario.load.spawn_rate);
+                CapacityDriver::new(spec, &scenario.targets, interval, spawn, Duration::ZERO)
+            });
         Controller {
             started_at: SystemTime::now(),
             commands,
@@ -134,6 +145,7 @@ impl Controller {
             users_due: 0,
             rejected: Default::default(),
             notices: Vec::new(),
+            capacity,
         }
     }
 
@@ -178,7 +190,7 @@ impl Controller {
 
     /// The summary of what has been counted so far, over `duration` of load.
     fn summary_so_far(&self, duration: Duration) -> Summary {
-        Summary::build(
+        let mut summary = Summary::build(
             &self.agg,
             RunFacts {
                 name: self.scenario.name.clone(),
@@ -188,7 +200,10 @@ impl Controller {
                 duration_s: duration.as_secs_f64(),
                 workers: self.registry.history().to_vec(),
             },
-        )
+        );
+        summary.capacity = self.capacity.as_ref().map(CapacityDriver::report);
+        summary.cost = (self.scenario.cost.as_ref()).map(|c| crate::cost::evaluate(c, &summary));
+        summary
     }
 
     fn evaluate_thresholds(&self, summary: &mut Summary) -> Vec<String> {
@@ -285,12 +300,13 @@ impl Controller {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    if self.run_elapsed() >= self.plan.duration() {
+                    if self.run_over() {
                         break;
                     }
                     self.reap_silent();
                     self.dispatch();
                     self.agg.close_intervals(self.run_elapsed().as_millis() as u64);
+                    self.observe_capacity();
                 }
                 _ = show.tick() => self.show(),
                 cmd = next_command(&mut self.commands) => self.on_command(cmd),
@@ -298,6 +314,25 @@ impl Controller {
                     tracing::info!("stop requested");
                     break;
                 }
+            }
+        }
+    }
+
+    /// The plan's end, or, in a capacity search, every arch done (or the run time, as a cap).
+    fn run_over(&self) -> bool {
+        let elapsed = self.run_elapsed();
+        match &self.capacity {
+            Some(c) => c.done() || self.scenario.run_time.is_some_and(|cap| elapsed >= cap),
+            None => elapsed >= self.plan.duration(),
+        }
+    }
+
+    fn observe_capacity(&mut self) {
+        let now = self.run_elapsed();
+        if let Some(c) = self.capacity.as_mut() {
+            for line in c.observe(self.agg.series(), now) {
+                tracing::info!("{line}");
+                self.notices.push(line);
             }
         }
     }
@@ -365,7 +400,10 @@ impl Controller {
             .filter(|w| w.state == State::Running)
             .map(|w| (w.id.clone(), w.conn))
             .collect();
-        let plan = assign(self.users_due, &weights, running.len());
+        let plan = match self.capacity.as_mut() {
+            Some(c) => spread(&c.users(dt), running.len()),
+            None => assign(self.users_due, &weights, running.len()),
+        };
         let mut unreachable = Vec::new();
         for ((id, conn), row) in running.into_iter().zip(plan) {
             let Some(w) = self.registry.get_mut(&id, conn) else {

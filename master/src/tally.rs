@@ -53,6 +53,8 @@ pub struct Tally {
     pub errors: [u64; 4],
     /// Requests whose outcome was not what the scenario expected (errors included).
     pub failures: u64,
+    /// The unexpected responses among `status`, by status class (index 0 is 1xx).
+    pub unexpected: [u64; 5],
     /// Latency of requests that got a response, µs. Transport errors are counted, not timed:
     /// the time to a refused connection says nothing about the server.
     pub latency: Histogram<u64>,
@@ -65,6 +67,7 @@ impl Default for Tally {
             status: [0; 5],
             errors: [0; 4],
             failures: 0,
+            unexpected: [0; 5],
             latency: new_histogram(),
         }
     }
@@ -79,7 +82,11 @@ impl Tally {
         }
         match class {
             Class::Status(c) => {
-                self.status[usize::from(c.clamp(1, 5) - 1)] += count;
+                let i = usize::from(c.clamp(1, 5) - 1);
+                self.status[i] += count;
+                if unexpected {
+                    self.unexpected[i] += count;
+                }
                 // Same bounds on both sides; an out-of-range value was rejected at decode.
                 let _ = self.latency.add(hist);
             }
@@ -94,6 +101,9 @@ impl Tally {
             *a += b;
         }
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        for (a, b) in self.unexpected.iter_mut().zip(other.unexpected) {
             *a += b;
         }
         let _ = self.latency.add(&other.latency);
@@ -184,6 +194,7 @@ mod tests {
         assert_eq!(t.status, [0, 3, 0, 0, 1]);
         assert_eq!(t.errors, [0, 0, 2, 0]);
         assert_eq!(t.failures, 3);
+        assert_eq!(t.unexpected, [0, 0, 0, 0, 1]);
         // Errors are counted but not timed.
         assert_eq!(t.latency.len(), 4);
         assert!((t.ratio_5xx() - 1.0 / 6.0).abs() < 1e-12);

@@ -27,6 +27,12 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     validate_requests(s)?;
     validate_load(s)?;
     validate_duration(s)?;
+    if let Some(c) = &s.capacity {
+        c.validate()?;
+    }
+    if let Some(c) = &s.cost {
+        c.validate()?;
+    }
     for (key, expr) in &s.thresholds {
         Threshold::parse(key, expr).map_err(|e| (format!("thresholds.\"{key}\""), e))?;
     }
@@ -117,7 +123,7 @@ fn validate_load(s: &Scenario) -> Result<(), Invalid> {
     }
     match s.load.users {
         Some(0) => return bad("load.users", "must be at least 1"),
-        None if s.stages.is_empty() => {
+        None if s.stages.is_empty() && !s.is_capacity_search() => {
             return bad("load.users", "required (or give [[stage]]s with users)");
         }
         _ => {}
@@ -149,7 +155,10 @@ fn validate_duration(s: &Scenario) -> Result<(), Invalid> {
     }
     match s.run_time {
         Some(t) if t.is_zero() => bad("run_time", "must be greater than zero"),
-        None if s.stages.is_empty() => bad("run_time", "required when there are no stages"),
+        // A capacity search ends by itself; run_time, when given, caps it.
+        None if s.stages.is_empty() && !s.is_capacity_search() => {
+            bad("run_time", "required when there are no stages")
+        }
         _ => Ok(()),
     }
 }
