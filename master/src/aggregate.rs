@@ -42,6 +42,13 @@ pub struct ArchPoint {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    /// Requests with an unexpected status or a transport error.
+    #[serde(default)]
+    pub failures: u64,
+    /// The interval's latency histogram: base64 of HdrHistogram V2 + deflate, µs (for the
+    /// interval log and the reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr: Option<String>,
 }
 
 /// Why a report was not counted.
@@ -145,6 +152,11 @@ impl Aggregator {
 
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// Length of one series interval, ms.
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms
     }
 
     pub fn targets(&self) -> &[TargetInfo] {
@@ -268,6 +280,8 @@ impl Aggregator {
                     p50_ms: t.quantile_ms(0.5),
                     p95_ms: t.quantile_ms(0.95),
                     p99_ms: t.quantile_ms(0.99),
+                    failures: t.failures,
+                    hdr: Some(crate::hdr64::encode(&t.latency)),
                 };
                 (arch.clone(), point)
             })
@@ -326,6 +340,15 @@ impl Aggregator {
             if let Some(t) = out.get_mut(*target as usize) {
                 t.merge(cell);
             }
+        }
+        out
+    }
+
+    /// Cumulative tallies per (request index, serving arch).
+    pub fn by_request_arch(&self) -> BTreeMap<(u32, String), Tally> {
+        let mut out: BTreeMap<(u32, String), Tally> = BTreeMap::new();
+        for ((_, arch, request), cell) in &self.cells {
+            out.entry((*request, arch.clone())).or_default().merge(cell);
         }
         out
     }

@@ -101,7 +101,28 @@ pub fn describe(s: &Scenario) -> String {
             );
         }
     }
-    let _ = writeln!(out, "stages:\n{plan}");
+    match s.capacity.as_ref().filter(|_| s.is_capacity_search()) {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "capacity search per arch (instead of the stages): users from {} by {} (fine {}) \
+                 up to {}, each level held {}; SLO 5XX+errors <= {}{}, {} interval(s) in a row",
+                c.start,
+                c.step(),
+                c.fine_step(),
+                c.max,
+                dur(c.hold),
+                c.slo_5xx,
+                c.slo_p99
+                    .map(|p| format!(", p99 <= {}", dur(p)))
+                    .unwrap_or_default(),
+                c.consecutive
+            );
+        }
+        None => {
+            let _ = writeln!(out, "stages:\n{plan}");
+        }
+    }
     if !s.thresholds.is_empty() {
         out.push_str("thresholds:\n");
         for (key, spec) in &s.thresholds {

@@ -18,6 +18,7 @@ use crate::headless::Headless;
 use crate::metrics::{self, Metrics};
 use crate::scenario::{self, Scenario};
 use crate::server::{self, Service, ServiceConfig};
+use crate::summary::Summary;
 use crate::tui::Tui;
 use crate::view::{Tee, View};
 
@@ -45,6 +46,33 @@ pub enum Command {
     Check(CheckArgs),
     /// Local demo: two workload servers (arm64, amd64 labels), a local worker, the live view.
     Demo(crate::demo::DemoArgs),
+    /// Write the HTML report (and optionally Locust CSV) of a finished run from its summary.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The JSON summary of a run.
+    pub summary: PathBuf,
+    /// Where to write the HTML report.
+    #[arg(short = 'o', long = "output", value_name = "REPORT.html")]
+    pub output: Option<PathBuf>,
+    /// Also write Locust-format CSV (PREFIX_stats.csv, ...) and HdrHistogram interval logs
+    /// (PREFIX_ARCH.hlog).
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+}
+
+/// Outputs beside the JSON summary, shared by `run` and `demo`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    /// Write the HTML report here (default: the scenario's output.report).
+    #[arg(long, env = "STAMPEDE_REPORT", value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Write Locust-format CSV (PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv)
+    /// and HdrHistogram interval logs (PREFIX_ARCH.hlog) (default: the scenario's output.csv).
+    #[arg(long, env = "STAMPEDE_CSV", value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +116,12 @@ pub struct RunArgs {
     /// Shortcut for --set run_time=DUR (e.g. 90s, 10m).
     #[arg(long, env = "STAMPEDE_RUN_TIME", value_name = "DUR")]
     pub run_time: Option<String>,
+    /// Search each arch's capacity (the scenario's [capacity], or its defaults) instead of
+    /// following the load plan; shortcut for --set capacity.enabled=true.
+    #[arg(long, env = "STAMPEDE_CAPACITY")]
+    pub capacity: bool,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
     /// Shared token workers must present (required with --expect-workers; runs with local
     /// workers only make one up).
     #[arg(long, env = "STAMPEDE_TOKEN", hide_env_values = true, value_name = "T")]
@@ -159,6 +193,9 @@ impl RunArgs {
         if let Some(t) = &self.run_time {
             out.push(format!("run_time={t}"));
         }
+        if self.capacity {
+            out.push("capacity.enabled=true".to_owned());
+        }
         out
     }
 
@@ -212,6 +249,7 @@ async fn dispatch(command: Command) -> u8 {
         Command::Check(args) => check(&args),
         Command::Run(args) => report_error(run(args).await),
         Command::Demo(args) => report_error(crate::demo::run(args).await),
+        Command::Report(args) => report(&args),
     }
 }
 
@@ -227,6 +265,45 @@ pub(crate) fn load_or_report(path: &std::path::Path, overrides: &[String]) -> Re
         eprintln!("error: {e}");
         EXIT_BAD_INPUT
     })
+}
+
+fn report(args: &ReportArgs) -> u8 {
+    if args.output.is_none() && args.csv.is_none() {
+        eprintln!("error: nothing to write: give -o REPORT.html and/or --csv PREFIX");
+        return EXIT_BAD_INPUT;
+    }
+    let summary = match crate::report::read_summary(&args.summary) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let reporters = crate::report::reporters(args.output.as_deref(), args.csv.as_deref());
+    if write_reports(&reporters, &summary) {
+        EXIT_OK
+    } else {
+        EXIT_NOT_CARRIED_OUT
+    }
+}
+
+/// Runs every reporter; false when one failed (each failure is said).
+fn write_reports(reporters: &[Box<dyn crate::report::Reporter>], summary: &Summary) -> bool {
+    let mut ok = true;
+    for r in reporters {
+        match r.write(summary) {
+            Ok(paths) => {
+                for p in paths {
+                    eprintln!("wrote {}", p.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", r.describe());
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 fn check(args: &CheckArgs) -> u8 {
@@ -267,6 +344,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         metrics_bind: args.metrics_bind,
         print_summary: args.print_summary,
         linger: args.linger,
+        outputs: args.outputs.clone(),
     };
     execute(scenario, options).await
 }
@@ -293,6 +371,8 @@ pub struct ExecuteOptions {
     pub print_summary: bool,
     /// How long to stay up after the run.
     pub linger: Linger,
+    /// The HTML report and CSV to write from the summary.
+    pub outputs: OutputArgs,
 }
 
 /// The terminal UI when stdout is a terminal and `--headless` is not given, else status lines.
@@ -339,6 +419,16 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
         events_tx,
     );
     let server_stop = CancellationToken::new();
+    let reporters = crate::report::reporters(
+        opts.outputs
+            .report
+            .as_deref()
+            .or(scenario.output.report.as_deref()),
+        opts.outputs
+            .csv
+            .as_deref()
+            .or(scenario.output.csv.as_deref()),
+    );
     let server_task = tokio::spawn(server::serve(
         listener,
         service,
@@ -386,6 +476,10 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
     }
     server_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
+    let reports_ok = finished
+        .summary
+        .as_ref()
+        .is_none_or(|summary| write_reports(&reporters, summary));
 
     if opts.print_summary
         && let Some(summary) = &finished.summary
@@ -395,6 +489,7 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
     // A run that never started has nothing to show: exit at once, so that a pod restarts.
     let ran = finished.summary.is_some();
     let code = match finished.verdict {
+        Verdict::Passed if !reports_ok => EXIT_NOT_CARRIED_OUT,
         Verdict::Passed => {
             eprintln!("summary written to {}", summary_path.display());
             EXIT_OK

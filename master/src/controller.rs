@@ -9,8 +9,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{Aggregator, TargetInfo};
+use crate::capacity::CapacityDriver;
 use crate::command::Command;
-use crate::dispatch::{self, Quotas, Ramp};
+use crate::dispatch::{self, Quotas, Ramp, spread};
 use crate::plan::{Cursor, Goal, Plan};
 use crate::registry::{JoinError, Joined, Registry, State, Worker};
 use crate::scenario::{self, Model, Scenario};
@@ -95,6 +96,8 @@ pub struct Controller {
     valid_load: ValidLoad,
     /// The run is over and workers have been told to stop.
     stopping: bool,
+    /// Per-arch levels from a capacity search, instead of the plan's.
+    capacity: Option<CapacityDriver>,
 }
 
 impl Controller {
@@ -123,6 +126,14 @@ impl Controller {
             .iter()
             .filter_map(|(key, spec)| Threshold::parse(key, spec).ok())
             .collect();
+        let capacity = scenario
+            .capacity
+            .as_ref()
+            .filter(|_| scenario.is_capacity_search())
+            .map(|spec| {
+                let (interval, spawn) = (scenario.report_interval, scenario.load.spawn_rate);
+                CapacityDriver::new(spec, &scenario.targets, interval, spawn, Duration::ZERO)
+            });
         Controller {
             started_at: SystemTime::now(),
             commands,
@@ -149,6 +160,7 @@ impl Controller {
             rejected: Default::default(),
             notices: Vec::new(),
             stopping: false,
+            capacity,
         }
     }
 
@@ -194,7 +206,7 @@ impl Controller {
 
     /// The summary of what has been counted so far, over `duration` of load.
     fn summary_so_far(&self, duration: Duration) -> Summary {
-        Summary::build(
+        let mut summary = Summary::build(
             &self.agg,
             RunFacts {
                 name: self.scenario.name.clone(),
@@ -204,7 +216,10 @@ impl Controller {
                 duration_s: duration.as_secs_f64(),
                 workers: self.registry.history().to_vec(),
             },
-        )
+        );
+        summary.capacity = self.capacity.as_ref().map(CapacityDriver::report);
+        summary.cost = (self.scenario.cost.as_ref()).map(|c| crate::cost::evaluate(c, &summary));
+        summary
     }
 
     fn evaluate_thresholds(&self, summary: &mut Summary) -> Vec<String> {
@@ -326,6 +341,7 @@ impl Controller {
                         break;
                     }
                     self.agg.close_intervals(self.run_elapsed().as_millis() as u64);
+                    self.observe_capacity();
                 }
                 _ = show.tick() => {
                     self.show();
@@ -338,6 +354,16 @@ impl Controller {
                     tracing::info!("stop requested");
                     break;
                 }
+            }
+        }
+    }
+
+    fn observe_capacity(&mut self) {
+        let now = self.run_elapsed();
+        if let Some(c) = self.capacity.as_mut() {
+            for line in c.observe(self.agg.series(), now) {
+                tracing::info!("{line}");
+                self.notices.push(line);
             }
         }
     }
@@ -398,39 +424,25 @@ impl Controller {
         let dt = self.last_tick.elapsed().as_secs_f64();
         self.last_tick = Instant::now();
         let now = self.run_elapsed();
-        let (quotas, registry) = (&self.quotas, &self.registry);
-        let Some(goal) = self
-            .cursor
-            .advance(now, |stage| sent(quotas, registry, stage))
-        else {
-            self.goal = None;
-            return false;
-        };
         let running: Vec<(String, u64)> = self
             .registry
             .live()
             .filter(|w| w.state == State::Running)
             .map(|w| (w.id.clone(), w.conn))
             .collect();
-        if self.goal.is_none_or(|g| g.stage != goal.stage) {
-            self.enter_stage(&goal, &running);
-        }
-        self.goal = Some(goal);
-        let wanted = self.shifted(goal.level);
-        let level = match self.scenario.load.model {
-            Model::Closed => f64::from(self.ramp.advance(wanted, dt)),
-            Model::Open => wanted,
+        let rows = match self.capacity.as_mut() {
+            Some(c) => {
+                // A capacity search ends when every arch is done, or at run_time as a cap.
+                if c.done() || self.scenario.run_time.is_some_and(|cap| now >= cap) {
+                    return false;
+                }
+                Some((capacity_rows(&c.users(dt), running.len()), 1))
+            }
+            None => self.plan_rows(dt, now, &running),
         };
-        let weights: Vec<u32> = self.scenario.targets.iter().map(|t| t.weight).collect();
-        let ids: Vec<String> = running.iter().map(|(id, _)| id.clone()).collect();
-        let rows = dispatch::loads(
-            self.scenario.load.model,
-            level,
-            &weights,
-            &ids,
-            self.quotas.as_ref(),
-        );
-        let stage = goal.stage as u32;
+        let Some((rows, stage)) = rows else {
+            return false;
+        };
         let mut unreachable = Vec::new();
         for ((id, conn), row) in running.into_iter().zip(rows) {
             let Some(w) = self.registry.get_mut(&id, conn) else {
@@ -456,6 +468,42 @@ impl Controller {
             self.lose(&id, conn, "not reading its stream");
         }
         true
+    }
+
+    /// The plan's per-worker loads now and its stage number; `None` once the plan is over.
+    fn plan_rows(
+        &mut self,
+        dt: f64,
+        now: Duration,
+        running: &[(String, u64)],
+    ) -> Option<(Vec<Vec<pb::TargetLoad>>, u32)> {
+        let (quotas, registry) = (&self.quotas, &self.registry);
+        let Some(goal) = self
+            .cursor
+            .advance(now, |stage| sent(quotas, registry, stage))
+        else {
+            self.goal = None;
+            return None;
+        };
+        if self.goal.is_none_or(|g| g.stage != goal.stage) {
+            self.enter_stage(&goal, running);
+        }
+        self.goal = Some(goal);
+        let wanted = self.shifted(goal.level);
+        let level = match self.scenario.load.model {
+            Model::Closed => f64::from(self.ramp.advance(wanted, dt)),
+            Model::Open => wanted,
+        };
+        let weights: Vec<u32> = self.scenario.targets.iter().map(|t| t.weight).collect();
+        let ids: Vec<String> = running.iter().map(|(id, _)| id.clone()).collect();
+        let rows = dispatch::loads(
+            self.scenario.load.model,
+            level,
+            &weights,
+            &ids,
+            self.quotas.as_ref(),
+        );
+        Some((rows, goal.stage as u32))
     }
 
     /// A new stage: a `requests` stage shares its count out among the workers running now.
@@ -771,4 +819,21 @@ fn new_run_id() -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     format!("{millis:x}-{:08x}", rand::random::<u32>())
+}
+
+/// A capacity search's users per target, shared out over the running workers.
+fn capacity_rows(per_target: &[u32], workers: usize) -> Vec<Vec<pb::TargetLoad>> {
+    spread(per_target, workers)
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .enumerate()
+                .map(|(t, users)| pb::TargetLoad {
+                    target: t as u32,
+                    users,
+                    ..Default::default()
+                })
+                .collect()
+        })
+        .collect()
 }

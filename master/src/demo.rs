@@ -39,6 +39,8 @@ pub struct DemoArgs {
     /// Override any scenario key, e.g. --set load.users=40.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    #[command(flatten)]
+    pub outputs: crate::cli::OutputArgs,
     /// How often the headless view prints.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
     pub status_every: Duration,
@@ -114,6 +116,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         metrics_bind: None,
         print_summary: false,
         linger: crate::cli::Linger::For(Duration::ZERO),
+        outputs: args.outputs.clone(),
     };
     let code = execute(scenario, options).await;
     stop_servers.cancel();

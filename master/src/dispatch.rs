@@ -37,17 +37,19 @@ pub fn split_weighted(total: u32, weights: &[u32]) -> Vec<u32> {
 /// the workers, and the odd users are handed out round-robin across targets, so that every
 /// worker's total is within one of every other's.
 pub fn assign(total: u32, target_weights: &[u32], workers: usize) -> Vec<Vec<u32>> {
-    let targets = target_weights.len();
-    let mut out = vec![vec![0u32; targets]; workers];
+    spread(&split_weighted(total, target_weights), workers)
+}
+
+/// Users per worker per target, `result[worker][target]`, for given users per target: each
+/// target's users spread evenly over the workers, the odd ones round-robin across targets.
+pub fn spread(per_target: &[u32], workers: usize) -> Vec<Vec<u32>> {
+    let mut out = vec![vec![0u32; per_target.len()]; workers];
     if workers == 0 {
         return out;
     }
     let n = workers as u32;
     let mut next = 0usize;
-    for (t, users) in split_weighted(total, target_weights)
-        .into_iter()
-        .enumerate()
-    {
+    for (t, &users) in per_target.iter().enumerate() {
         for row in out.iter_mut() {
             row[t] = users / n;
         }
@@ -300,6 +302,7 @@ mod tests {
             }
         }
         assert_eq!(assign(3, &[1, 1], 2), vec![vec![1, 1], vec![1, 0]]);
+        assert_eq!(spread(&[3, 0, 2], 2), vec![vec![2, 0, 1], vec![1, 0, 1]]);
         assert!(assign(5, &[1], 0).is_empty());
     }
 

@@ -4,19 +4,23 @@
 
 pub mod aggregate;
 pub mod auth;
+pub mod capacity;
 pub mod check;
 pub mod cli;
 pub mod command;
 pub mod controller;
+pub mod cost;
 pub mod decode;
 pub mod demo;
 pub mod dispatch;
+pub mod hdr64;
 pub mod headless;
 pub mod latencies;
 pub mod local;
 pub mod metrics;
 pub mod plan;
 pub mod registry;
+pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod shutdown;

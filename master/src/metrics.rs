@@ -435,6 +435,10 @@ mod tests {
             comparison: None,
             dropped: 0,
             aborted: None,
+            interval_s: 1.0,
+            by_request: Vec::new(),
+            capacity: None,
+            cost: None,
         };
         m.finish(&summary);
         assert!(m.encode().contains("stampede_run_finished 1\n"));

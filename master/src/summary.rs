@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use base64::Engine;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregator, SeriesPoint};
@@ -39,6 +37,28 @@ pub struct Summary {
     /// Why the run stopped before its plan ended (an `abort_on_fail` threshold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
+    /// Length of one series interval, seconds.
+    #[serde(default)]
+    pub interval_s: f64,
+    /// Figures per (request, serving arch), in scenario order then by arch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_request: Vec<RequestResults>,
+    /// The capacity search, when the run was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::CapacityReport>,
+    /// Cost per request and fleet sizes, when `[cost]` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::CostReport>,
+}
+
+/// One request of the scenario, as served by one arch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestResults {
+    pub request: String,
+    pub method: String,
+    pub arch: String,
+    #[serde(flatten)]
+    pub results: Results,
 }
 
 /// Figures for a group of requests.
@@ -55,6 +75,9 @@ pub struct Results {
     pub errors: BTreeMap<String, u64>,
     /// Requests whose status was not expected, plus transport errors.
     pub failures: u64,
+    /// `failures` by cause: the status class (`5xx`, ...) or the transport error kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures_by: BTreeMap<String, u64>,
     pub ratio_5xx: f64,
     pub error_ratio: f64,
     /// Latency of the requests that got a response.
@@ -139,10 +162,16 @@ pub struct RunFacts {
 impl Results {
     /// Figures of a tally over `duration_s` seconds; `with_hdr` embeds the histogram.
     pub fn from_tally(t: &Tally, duration_s: f64, with_hdr: bool) -> Results {
-        let errors = ERROR_KINDS
+        let errors: BTreeMap<String, u64> = ERROR_KINDS
             .iter()
             .zip(t.errors)
             .map(|(k, n)| ((*k).to_owned(), n))
+            .collect();
+        let failures_by = (1..=5)
+            .zip(t.unexpected)
+            .map(|(class, n)| (format!("{class}xx"), n))
+            .chain(errors.clone())
+            .filter(|(_, n)| *n > 0)
             .collect();
         Results {
             requests: t.requests,
@@ -161,6 +190,7 @@ impl Results {
             },
             errors,
             failures: t.failures,
+            failures_by,
             ratio_5xx: t.ratio_5xx(),
             error_ratio: t.error_ratio(),
             latency_ms: Latency {
@@ -180,16 +210,7 @@ impl Results {
 
 /// base64 of the V2 + deflate serialization of the tally's latency histogram.
 pub fn encode_hdr(t: &Tally) -> String {
-    let mut bytes = Vec::new();
-    // Serializing into a Vec cannot fail for a histogram within its own bounds; an empty string
-    // would only mean "no histogram", never a wrong one.
-    if V2DeflateSerializer::new()
-        .serialize(&t.latency, &mut bytes)
-        .is_err()
-    {
-        bytes.clear();
-    }
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    crate::hdr64::encode(&t.latency)
 }
 
 impl Summary {
@@ -198,7 +219,7 @@ impl Summary {
     pub fn build(agg: &Aggregator, facts: RunFacts) -> Summary {
         let d = facts.duration_s;
         let series = agg.series().to_vec();
-        let mut totals = Results::from_tally(&agg.totals(), d, false);
+        let mut totals = Results::from_tally(&agg.totals(), d, true);
         totals.rps_peak = series.iter().map(|p| p.rps).reduce(f64::max);
         let by_arch: BTreeMap<String, Results> = agg
             .by_arch()
@@ -226,6 +247,23 @@ impl Summary {
             })
             .collect();
         let comparison = compare(&by_arch);
+        let by_request = agg
+            .by_request_arch()
+            .iter()
+            .map(|((request, arch), t)| RequestResults {
+                request: agg
+                    .request_names()
+                    .get(*request as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                method: facts.scenario["request"][*request as usize]["method"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                arch: arch.clone(),
+                results: Results::from_tally(t, d, true),
+            })
+            .collect();
         Summary {
             schema: SCHEMA.to_owned(),
             run_id: agg.run_id().to_owned(),
@@ -243,6 +281,10 @@ impl Summary {
             comparison,
             dropped: agg.dropped(),
             aborted: None,
+            interval_s: agg.interval_ms() as f64 / 1000.0,
+            by_request,
+            capacity: None,
+            cost: None,
         }
     }
 

@@ -55,6 +55,8 @@ pub struct Tally {
     pub errors: [u64; 4],
     /// Requests whose outcome was not what the scenario expected (errors included).
     pub failures: u64,
+    /// The unexpected responses among `status`, by status class (index 0 is 1xx).
+    pub unexpected: [u64; 5],
     /// Latency of requests that got a response, µs. Transport errors are counted, not timed:
     /// the time to a refused connection says nothing about the server.
     pub latency: Histogram<u64>,
@@ -67,6 +69,7 @@ impl Default for Tally {
             status: [0; 5],
             errors: [0; 4],
             failures: 0,
+            unexpected: [0; 5],
             latency: new_histogram(),
         }
     }
@@ -75,18 +78,7 @@ impl Default for Tally {
 impl Tally {
     /// Adds `count` requests of one class whose latencies are in `hist`.
     pub fn record(&mut self, class: Class, unexpected: bool, count: u64, hist: &Histogram<u64>) {
-        self.requests += count;
-        if unexpected {
-            self.failures += count;
-        }
-        match class {
-            Class::Status(c) => {
-                self.status[usize::from(c.clamp(1, 5) - 1)] += count;
-                // Same bounds on both sides; an out-of-range value was rejected at decode.
-                let _ = self.latency.add(hist);
-            }
-            Class::Error(kind) => self.errors[kind.min(3)] += count,
-        }
+        self.record_latencies(class, unexpected, count, &Latencies::from(hist));
     }
 
     /// [`Tally::record`] for latencies as reports carry them (only the non-empty buckets), which
@@ -98,7 +90,11 @@ impl Tally {
         }
         match class {
             Class::Status(c) => {
-                self.status[usize::from(c.clamp(1, 5) - 1)] += count;
+                let i = usize::from(c.clamp(1, 5) - 1);
+                self.status[i] += count;
+                if unexpected {
+                    self.unexpected[i] += count;
+                }
                 l.add_to(&mut self.latency);
             }
             Class::Error(kind) => self.errors[kind.min(3)] += count,
@@ -112,6 +108,9 @@ impl Tally {
             *a += b;
         }
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        for (a, b) in self.unexpected.iter_mut().zip(other.unexpected) {
             *a += b;
         }
         let _ = self.latency.add(&other.latency);
@@ -202,6 +201,7 @@ mod tests {
         assert_eq!(t.status, [0, 3, 0, 0, 1]);
         assert_eq!(t.errors, [0, 0, 2, 0]);
         assert_eq!(t.failures, 3);
+        assert_eq!(t.unexpected, [0, 0, 0, 0, 1]);
         // Errors are counted but not timed.
         assert_eq!(t.latency.len(), 4);
         assert!((t.ratio_5xx() - 1.0 / 6.0).abs() < 1e-12);

@@ -53,6 +53,12 @@ fn command(args: &[&str]) -> Command {
 
 /// Starts the binary and reads the address it listens on from its log.
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Guard, SocketAddr) {
+    try_spawn(args, env).expect("the server never said where it listens")
+}
+
+/// Starts the server and waits for the address it announces; `None` when it exits (or stays
+/// silent for a minute) without listening.
+fn try_spawn(args: &[&str], env: &[(&str, &str)]) -> Option<(Guard, SocketAddr)> {
     let mut command = command(args);
     command.envs(env.iter().copied());
     let mut child = command
@@ -74,11 +80,9 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Guard, SocketAddr) {
             }
         }
     });
-    let addr = addr
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server never said where it listens")
-        .unwrap();
-    (Guard(child), addr)
+    let child = Guard(child);
+    let addr = addr.recv_timeout(Duration::from_secs(60)).ok()?.ok()?;
+    Some((child, addr))
 }
 
 #[tokio::test]
@@ -126,16 +130,23 @@ async fn sigterm_drains_the_request_in_flight_then_exits_0() {
 #[tokio::test]
 async fn port_from_the_environment_replaces_the_port() {
     bounded(async {
-        // Find a free port, then hand it over through PORT.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let (_child, addr) = spawn(
-            &["--listen", "127.0.0.1:0"],
-            &[("PORT", &port.to_string()), ("MATRIX_DIM", "3")],
-        );
+        // Find a free port, then hand it over through PORT. Tests in parallel may take it in
+        // between: then try another.
+        let mut started = None;
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let env = [("PORT", port.to_string()), ("MATRIX_DIM", "3".to_owned())];
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            if let Some(s) = try_spawn(&["--listen", "127.0.0.1:0"], &env) {
+                started = Some((s, port));
+                break;
+            }
+        }
+        let ((_child, addr), port) = started.expect("no free port taken in five tries");
         assert_eq!(addr.port(), port);
         assert_eq!(get(addr, "/runtime").await.json()["dim"], 3);
     })

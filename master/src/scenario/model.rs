@@ -49,6 +49,12 @@ pub struct Scenario {
     /// Output paths.
     #[serde(default)]
     pub output: Output,
+    /// SLO-driven capacity search per arch (instead of the plan's levels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<super::CapacitySpec>,
+    /// Fleet prices, for cost per request and nodes needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::CostSpec>,
 }
 
 fn default_report_interval() -> Duration {
@@ -526,4 +532,10 @@ pub struct Output {
     /// Where the JSON summary goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<std::path::PathBuf>,
+    /// Where the HTML report goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<std::path::PathBuf>,
+    /// Prefix of the Locust-format CSV files and the HdrHistogram interval logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<std::path::PathBuf>,
 }

@@ -38,14 +38,22 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     }
     validate_targets(s)?;
     validate_requests(s)?;
-    validate_load(&s.load, s.stages.is_empty())?;
+    // A capacity search sets its own levels; the load needs none then.
+    validate_load(&s.load, s.stages.is_empty() && !s.is_capacity_search())?;
     validate_stages(s)?;
     match s.run_time {
         Some(t) if t.is_zero() => return bad("run_time", "must be greater than zero"),
-        None if s.stages.is_empty() => {
+        // A capacity search ends by itself; run_time, when given, caps it.
+        None if s.stages.is_empty() && !s.is_capacity_search() => {
             return bad("run_time", "required when there are no [[stage]]s");
         }
         _ => {}
+    }
+    if let Some(c) = &s.capacity {
+        c.validate()?;
+    }
+    if let Some(c) = &s.cost {
+        c.validate()?;
     }
     for (key, spec) in &s.thresholds {
         let at = format!("thresholds.\"{key}\"");

@@ -54,6 +54,8 @@ fn snapshot() -> Snapshot {
                 p50_ms: p99 / 8.0,
                 p95_ms: p99 / 2.0,
                 p99_ms: p99,
+                failures: 0,
+                hdr: None,
             };
             SeriesPoint {
                 t: f64::from(t),

@@ -1,0 +1,259 @@
+//! The verdict in words: what the run says about the arches, from the summary alone. The
+//! sentences the studies end with ("arm64 sustains 1.3× the throughput of amd64 until 5XX
+//! exceed 1%", "43 arm64 nodes vs 56 amd64 nodes"), computed instead of eyeballed.
+
+use crate::capacity::{ArchCapacity, End};
+use crate::summary::Summary;
+
+use super::charts::plain;
+
+/// Whether the run passed its thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    Failed,
+    /// No thresholds were set.
+    Unjudged,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: Status,
+    /// The one sentence that matters most.
+    pub headline: String,
+    /// Supporting sentences.
+    pub details: Vec<String>,
+}
+
+/// "1.32×".
+fn times(r: f64) -> String {
+    format!("{r:.2}×")
+}
+
+pub fn verdict(s: &Summary) -> Verdict {
+    let mut details = Vec::new();
+    let capacity = capacity_sentences(s);
+    let throughput = throughput_sentence(s);
+    let headline = match (&capacity, &throughput) {
+        (Some((head, rest)), _) => {
+            details.extend(rest.iter().cloned());
+            head.clone()
+        }
+        (None, Some(t)) => t.clone(),
+        (None, None) => format!(
+            "{} requests in {:.0} s, {} of them 5XX ({:.2}%).",
+            s.totals.requests,
+            s.duration_s,
+            s.totals.status.s5xx,
+            s.totals.ratio_5xx * 100.0
+        ),
+    };
+    if capacity.is_some()
+        && let Some(t) = throughput
+    {
+        details.push(format!("Over the whole run: {t}"));
+    }
+    details.extend(cost_sentences(s));
+    let failed: Vec<&str> = s
+        .thresholds
+        .iter()
+        .filter(|t| !t.pass)
+        .map(|t| t.expr.as_str())
+        .collect();
+    let status = if s.thresholds.is_empty() {
+        Status::Unjudged
+    } else if failed.is_empty() {
+        details.push(format!("All {} thresholds passed.", s.thresholds.len()));
+        Status::Passed
+    } else {
+        details.push(format!(
+            "{} of {} thresholds failed: {}.",
+            failed.len(),
+            s.thresholds.len(),
+            failed.join("; ")
+        ));
+        Status::Failed
+    };
+    if s.dropped > 0 {
+        details.push(format!(
+            "{} arrivals found no free slot and were not sent (counted, not hidden).",
+            s.dropped
+        ));
+    }
+    Verdict {
+        status,
+        headline,
+        details,
+    }
+}
+
+/// The SLO the search used, in words.
+fn slo(s: &Summary) -> String {
+    let Some(c) = &s.capacity else {
+        return String::new();
+    };
+    let mut parts = vec![format!(
+        "5XX and errors ≤ {}%",
+        plain(c.rules.slo_5xx * 100.0)
+    )];
+    if let Some(p99) = c.rules.slo_p99 {
+        parts.push(format!("p99 ≤ {}", humantime::format_duration(p99)));
+    }
+    format!(
+        "{} for {} intervals in a row",
+        parts.join(" and "),
+        c.rules.consecutive
+    )
+}
+
+fn knee_phrase(arch: &str, a: &ArchCapacity, unit: &str) -> String {
+    let Some(k) = &a.knee else {
+        return format!("{arch} breached already at the start level");
+    };
+    let bound = match a.end {
+        End::MaxReached => " (the search maximum: the knee is higher)",
+        End::Unfinished => " (the run ended before the knee was found)",
+        _ => "",
+    };
+    format!(
+        "{arch} sustains {} req/s at {} {unit}{bound}, p50 {} ms, p99 {} ms",
+        plain(a.max_sustainable_rps.unwrap_or(k.rps)),
+        plain(k.level),
+        plain(k.p50_ms),
+        plain(k.p99_ms)
+    )
+}
+
+fn capacity_sentences(s: &Summary) -> Option<(String, Vec<String>)> {
+    let c = s.capacity.as_ref()?;
+    let mut rest: Vec<String> = c
+        .by_arch
+        .iter()
+        .map(|(arch, a)| {
+            let mut line = knee_phrase(arch, a, &c.unit);
+            if let Some(b) = &a.breach {
+                line.push_str(&format!(
+                    "; at {} {} it breached ({})",
+                    plain(b.level),
+                    c.unit,
+                    b.breach.as_deref().unwrap_or("SLO")
+                ));
+            }
+            line.push('.');
+            line
+        })
+        .collect();
+    let head = match &c.comparison {
+        Some(cmp) if c.by_arch.len() > 1 => {
+            let others: Vec<String> = cmp
+                .rps_ratio
+                .iter()
+                .filter(|(arch, _)| **arch != cmp.baseline)
+                .map(|(arch, r)| format!("{arch} sustains {} the throughput of", times(*r)))
+                .collect();
+            format!(
+                "{} {} before its SLO breaks ({}).",
+                others.join(", and "),
+                cmp.baseline,
+                slo(s)
+            )
+        }
+        _ => {
+            if rest.is_empty() {
+                return None;
+            }
+            let first = rest.remove(0);
+            format!("{} (SLO: {}).", first.trim_end_matches('.'), slo(s))
+        }
+    };
+    Some((head, rest))
+}
+
+fn throughput_sentence(s: &Summary) -> Option<String> {
+    let cmp = s.comparison.as_ref()?;
+    if cmp.by_arch.len() < 2 {
+        return None;
+    }
+    let base = s.by_arch.get(&cmp.baseline)?;
+    let parts: Vec<String> = cmp
+        .by_arch
+        .iter()
+        .filter(|(arch, _)| **arch != cmp.baseline)
+        .filter_map(|(arch, r)| {
+            let a = s.by_arch.get(arch)?;
+            Some(format!(
+                "{arch} served {} the throughput of {} ({} vs {} req/s) with {} its p99 \
+                 ({} vs {} ms) and {:.2}% vs {:.2}% 5XX",
+                times(r.rps_ratio),
+                cmp.baseline,
+                plain(a.rps),
+                plain(base.rps),
+                times(r.p99_ratio),
+                plain(a.latency_ms.p99),
+                plain(base.latency_ms.p99),
+                a.ratio_5xx * 100.0,
+                base.ratio_5xx * 100.0
+            ))
+        })
+        .collect();
+    Some(format!("{}.", parts.join("; ")))
+}
+
+fn cost_sentences(s: &Summary) -> Vec<String> {
+    let Some(c) = &s.cost else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let per_million: Vec<String> = c
+        .by_arch
+        .iter()
+        .filter_map(|(arch, a)| Some(format!("{} on {arch}", money(a.cost_per_million?))))
+        .collect();
+    if !per_million.is_empty() {
+        let basis = if c
+            .by_arch
+            .values()
+            .all(|a| a.basis == crate::cost::Basis::Knee)
+        {
+            "at the knee"
+        } else {
+            "at the measured peak (no knee)"
+        };
+        out.push(format!(
+            "A million requests cost {} ({basis}).",
+            per_million.join(" vs ")
+        ));
+    }
+    if let Some(target) = c.target_rps {
+        let nodes: Vec<String> = c
+            .by_arch
+            .iter()
+            .filter_map(|(arch, a)| {
+                Some(format!(
+                    "{} {arch} nodes ({}/h)",
+                    a.nodes_needed?,
+                    money(a.cost_per_hour_at_target?)
+                ))
+            })
+            .collect();
+        if !nodes.is_empty() {
+            out.push(format!(
+                "For {} req/s: {}.",
+                plain(target),
+                nodes.join(" vs ")
+            ));
+        }
+    }
+    out
+}
+
+/// A price with enough digits to tell small ones apart.
+pub fn money(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}

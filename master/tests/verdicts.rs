@@ -1,0 +1,551 @@
+//! The verdict outputs end to end, from one real capacity search: two bundled workload servers
+//! of different capacity (one compute slot vs two, same matrix size and queue) on loopback, the master binary with an in-process worker, then the HTML report, the
+//! Locust-format CSV and the HdrHistogram interval logs it wrote, each checked against the
+//! servers' own counts or an independent reader (Python's csv module, the PyPI `hdrh` package).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use stampede_workload_server::{Server, ServerConfig};
+
+use common::{read_summary, run_master};
+
+/// Requests waiting for a slot that each server accepts; one more user is refused with 503.
+const QUEUE: usize = 2;
+/// Matrix side: tens of milliseconds of CPU per request in a debug build, so that the compute
+/// slots, not HTTP or the load generator, are what limits each server.
+const DIM: usize = 96;
+
+/// A workload server on its own thread and runtime, stopped when dropped.
+struct Workload {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Workload {
+    fn start(arch: &str, max_inflight: usize) -> Workload {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let config = ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            matrix_dim: DIM,
+            arch_label: arch.to_owned(),
+            served_by: format!("test-{arch}"),
+            max_inflight,
+            // Room for two waiting, so a slot never idles while its answer travels.
+            max_queue: QUEUE,
+            deadline: Duration::from_secs(30),
+            ..ServerConfig::default()
+        };
+        std::thread::spawn(move || {
+            // Two threads for HTTP on both, so that answering is never what limits a server
+            // (the multiplies run on the blocking pool).
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = Server::bind(config).await.unwrap();
+                addr_tx.send(server.local_addr()).unwrap();
+                let _ = server
+                    .serve(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+            });
+        });
+        Workload {
+            addr: addr_rx.recv().unwrap(),
+            _stop: stop_tx,
+        }
+    }
+
+    /// The server's own count of answers with `status` on `route`, from its /metrics.
+    fn answered(&self, route: &str, status: u16) -> u64 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.addr).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let want = format!("route=\"{route}\",status=\"{status}\"");
+        text.lines()
+            .filter(|l| l.starts_with("stampede_workload_requests_total") && l.contains(&want))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+/// What the one capacity run left behind.
+struct Run {
+    dir: tempfile::TempDir,
+    summary: Value,
+    /// The servers' own counts of 200 and 503 answers.
+    arm_200: u64,
+    amd_200: u64,
+    arm_503: u64,
+    amd_503: u64,
+    /// arm's throughput over amd's with both saturated at once, by the servers' own counts.
+    true_ratio: f64,
+}
+
+impl Run {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn scenario(arm: SocketAddr, amd: SocketAddr) -> String {
+    format!(
+        r#"
+name = "capacity test"
+run_time = "120s"
+report_interval = "500ms"
+stop_timeout = "5s"
+
+[[target]]
+name = "arm"
+url = "http://{arm}/arm"
+arch = "arm64"
+
+[[target]]
+name = "amd"
+url = "http://{amd}/amd"
+arch = "amd64"
+
+[[request]]
+name = "runtime"
+path = "/runtime"
+timeout = "20s"
+expect = [200]
+
+[load]
+# A refused user tries again 2 ms later, not at once: a refusal that slips through a full queue
+# costs one request, not a storm; past the room, the extra user is still refused ~300 times a
+# second against a few dozen answers.
+wait = {{ kind = "constant", duration = "2ms" }}
+
+[capacity]
+start = 1
+step = 2
+fine_step = 1
+max = 20
+hold = "5s"
+settle = "500ms"
+consecutive = 2
+# The default SLO (5XX + errors <= 1%) and, at the end, both knees confirmed together: the
+# throughputs compared are measured at the same time, so the machine's other load (two shared
+# cores) changes both alike, and twice the slots is twice the throughput.
+
+[cost]
+target_rps = 10000
+[cost.arch.arm64]
+price_per_node_hour = 0.154
+[cost.arch.amd64]
+price_per_node_hour = 0.17
+
+[thresholds]
+"arch:arm64/requests" = "> 0"
+"#
+    )
+}
+
+/// The oracle for the knees: both servers kept full at once (every slot and queue place
+/// taken) for a few seconds, and the ratio of the answers each counted itself. On two shared
+/// cores, twice the slots is not quite twice the throughput; this is what it really is here.
+fn saturated_ratio(arm: &Workload, amd: &Workload, dir: &std::path::Path) -> f64 {
+    let file = dir.join("saturate.toml");
+    let text = format!(
+        r#"
+name = "saturate"
+run_time = "6s"
+stop_timeout = "5s"
+
+[[target]]
+name = "arm"
+url = "http://{arm}/arm"
+arch = "arm64"
+weight = {arm_users}
+
+[[target]]
+name = "amd"
+url = "http://{amd}/amd"
+arch = "amd64"
+weight = {amd_users}
+
+[[request]]
+name = "runtime"
+path = "/runtime"
+timeout = "20s"
+
+[load]
+users = {users}
+"#,
+        arm = arm.addr,
+        amd = amd.addr,
+        arm_users = 2 + QUEUE,
+        amd_users = 1 + QUEUE,
+        users = 3 + 2 * QUEUE,
+    );
+    std::fs::write(&file, text).unwrap();
+    let before = (
+        arm.answered("/arm/runtime", 200),
+        amd.answered("/amd/runtime", 200),
+    );
+    let (code, err) = run_master(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--headless",
+            "--summary",
+            "saturate.json",
+        ],
+        dir,
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let arm_served = arm.answered("/arm/runtime", 200) - before.0;
+    let amd_served = amd.answered("/amd/runtime", 200) - before.1;
+    eprintln!("saturated at once: arm {arm_served}, amd {amd_served} answers");
+    arm_served as f64 / amd_served.max(1) as f64
+}
+
+/// Runs the search once for all the tests of this file.
+fn run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        // Twice the slots: twice the capacity, with the same queue in front.
+        let arm = Workload::start("arm64", 2);
+        let amd = Workload::start("amd64", 1);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("capacity.toml");
+        std::fs::write(&file, scenario(arm.addr, amd.addr)).unwrap();
+        let (code, err) = run_master(
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--headless",
+                "--summary",
+                "summary.json",
+                "--report",
+                "report.html",
+                "--csv",
+                "out/run",
+            ],
+            dir.path(),
+            Duration::from_secs(240),
+        );
+        assert_eq!(code, Some(0), "{err}");
+        let summary = read_summary(&dir.path().join("summary.json"));
+        let (arm_200, amd_200) = (
+            arm.answered("/arm/runtime", 200),
+            amd.answered("/amd/runtime", 200),
+        );
+        let (arm_503, amd_503) = (
+            arm.answered("/arm/runtime", 503),
+            amd.answered("/amd/runtime", 503),
+        );
+        let true_ratio = saturated_ratio(&arm, &amd, dir.path());
+        Run {
+            dir,
+            summary,
+            arm_200,
+            amd_200,
+            arm_503,
+            amd_503,
+            true_ratio,
+        }
+    })
+}
+
+#[test]
+fn knees_differ_by_the_true_capacity_ratio() {
+    let r = run();
+    let c = &r.summary["capacity"];
+    eprintln!(
+        "capacity: {}",
+        serde_json::to_string_pretty(&c["by_arch"]).unwrap()
+    );
+    for (arch, slots) in [("arm64", 2.0), ("amd64", 1.0)] {
+        let a = &c["by_arch"][arch];
+        assert_eq!(a["end"], "knee", "{arch}: {a}");
+        // The server refuses the users beyond its slots and queue: the knee is there, or one
+        // lower when the full queue let a refusal slip (a place frees a moment after its
+        // slot), and both keep every slot busy.
+        let knee = a["knee"]["level"].as_f64().unwrap();
+        let room = slots + QUEUE as f64;
+        assert!(knee == room || knee == room - 1.0, "{arch}: knee {knee}");
+        assert_eq!(a["breach"]["level"].as_f64(), Some(knee + 1.0), "{arch}");
+        assert_eq!(a["confirmed"]["level"].as_f64(), Some(knee), "{arch}");
+    }
+    let ratio = c["comparison"]["rps_ratio"]["arm64"].as_f64().unwrap();
+    assert_eq!(c["comparison"]["baseline"], "amd64");
+    let truth = r.true_ratio;
+    eprintln!("knee throughput ratio {ratio:.3}; the servers' own ratio, saturated: {truth:.3}");
+    assert!(
+        truth > 1.3,
+        "two compute slots vs one should serve clearly more: {truth:.3}"
+    );
+    assert!(
+        (ratio - truth).abs() <= 0.15 * truth,
+        "knee throughput ratio {ratio:.3}, want the true {truth:.3} within 15%"
+    );
+    // The servers' own counts: every answer they sent is in the summary, once.
+    for (arch, ok, refused) in [
+        ("arm64", r.arm_200, r.arm_503),
+        ("amd64", r.amd_200, r.amd_503),
+    ] {
+        let status = &r.summary["by_arch"][arch]["status"];
+        assert_eq!(status["2xx"].as_u64(), Some(ok), "{arch}");
+        assert_eq!(status["5xx"].as_u64(), Some(refused), "{arch}");
+    }
+    // The cost section prices both arches at their knees.
+    let cost = &r.summary["cost"]["by_arch"];
+    for arch in ["arm64", "amd64"] {
+        assert_eq!(cost[arch]["basis"], "knee");
+        let knee_rps = c["by_arch"][arch]["max_sustainable_rps"].as_f64().unwrap();
+        let nodes = cost[arch]["nodes_needed"].as_u64().unwrap();
+        assert_eq!(nodes, (10000.0 / knee_rps).ceil() as u64, "{arch}");
+    }
+}
+
+#[test]
+fn report_is_self_contained_and_has_every_chart() {
+    let r = run();
+    let html = std::fs::read_to_string(r.path("report.html")).unwrap();
+    let lower = html.to_ascii_lowercase();
+    for bad in [
+        "src=\"http",
+        "src='http",
+        "href=\"http",
+        "href='http",
+        "@import",
+        "url(",
+        "<script",
+        "<link",
+    ] {
+        assert!(!lower.contains(bad), "the report references `{bad}`");
+    }
+    for id in stampede_master::report::html::CHARTS {
+        let at = html
+            .find(&format!("<figure id=\"{id}\">"))
+            .unwrap_or_else(|| panic!("chart {id} missing"));
+        assert!(
+            html[at..].trim_start_matches(|c| c != '<').contains("<svg"),
+            "{id} has no SVG"
+        );
+    }
+    assert!(html.contains("id=\"verdict\""));
+    assert!(
+        html.contains("arm64 sustains"),
+        "the verdict names the ratio"
+    );
+    // The report command renders the same page from the summary alone.
+    let (code, err) = run_master(
+        &["report", "summary.json", "-o", "again.html"],
+        r.dir.path(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(r.path("again.html")).unwrap(), html);
+}
+
+/// Runs a Python snippet; `None` (after saying why) when Python or a module is missing.
+fn python(script: &str, args: &[&Path], module: &str) -> Option<Value> {
+    let probe = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            eprintln!("SKIPPED: python3 with `{module}` is not available (.ci/run installs it)");
+            return None;
+        }
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("python printed JSON"))
+}
+
+const READ_CSV: &str = r#"
+import csv, json, sys
+prefix = sys.argv[1]
+out = {}
+for kind in ["stats", "stats_history", "failures"]:
+    with open(prefix + "_" + kind + ".csv", newline="") as f:
+        reader = csv.DictReader(f)
+        out[kind] = {"columns": reader.fieldnames, "rows": list(reader)}
+print(json.dumps(out))
+"#;
+
+#[test]
+fn locust_csv_reads_with_python_csv_and_locusts_columns() {
+    let r = run();
+    let Some(csv) = python(READ_CSV, &[&r.path("out/run")], "csv") else {
+        return;
+    };
+    let stats = &csv["stats"];
+    let columns: Vec<&str> = stats["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Type",
+            "Name",
+            "Request Count",
+            "Failure Count",
+            "Median Response Time",
+            "Average Response Time",
+            "Min Response Time",
+            "Max Response Time",
+            "Average Content Size",
+            "Requests/s",
+            "Failures/s",
+            "50%",
+            "66%",
+            "75%",
+            "80%",
+            "90%",
+            "95%",
+            "98%",
+            "99%",
+            "99.9%",
+            "99.99%",
+            "100%"
+        ]
+    );
+    let rows = stats["rows"].as_array().unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["Name"] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {rows:?}"))
+    };
+    let count = |r: &Value, col: &str| r[col].as_str().unwrap().parse::<u64>().unwrap();
+    let arm = row("runtime [arm64]");
+    let amd = row("runtime [amd64]");
+    let all = row("Aggregated");
+    assert_eq!(arm["Type"], "GET");
+    assert_eq!(all["Type"], "");
+    let total = r.summary["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(count(all, "Request Count"), total);
+    assert_eq!(
+        count(arm, "Request Count") + count(amd, "Request Count"),
+        total
+    );
+    // Failures are the servers' 503s; their 200s are the rest.
+    assert_eq!(count(arm, "Failure Count"), r.arm_503);
+    assert_eq!(count(amd, "Failure Count"), r.amd_503);
+    assert_eq!(count(arm, "Request Count"), r.arm_200 + r.arm_503);
+    assert_eq!(count(amd, "Request Count"), r.amd_200 + r.amd_503);
+    let median: f64 = arm["Median Response Time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let p100: f64 = arm["100%"].as_str().unwrap().parse().unwrap();
+    assert!(median <= p100);
+
+    let history = &csv["stats_history"];
+    let columns = history["columns"].as_array().unwrap();
+    assert_eq!(columns[0], "Timestamp");
+    assert_eq!(columns[columns.len() - 1], "Total Average Content Size");
+    let rows = history["rows"].as_array().unwrap();
+    let last_total = rows
+        .iter()
+        .rev()
+        .find(|r| r["Name"] == "Aggregated")
+        .unwrap();
+    let series_requests: u64 = r.summary["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["by_arch"].as_object().unwrap().values())
+        .map(|a| a["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(count(last_total, "Total Request Count"), series_requests);
+
+    let failures = &csv["failures"];
+    assert_eq!(
+        failures["columns"],
+        serde_json::json!(["Method", "Name", "Error", "Occurrences"])
+    );
+    let failed_503: u64 = failures["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["Error"].as_str().unwrap().contains("5XX"))
+        .map(|r| count(r, "Occurrences"))
+        .sum();
+    assert_eq!(failed_503, r.arm_503 + r.amd_503);
+    assert!(failed_503 > 0, "the search went past both knees");
+}
+
+const READ_HLOG: &str = r#"
+import json, sys
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+out = {}
+for path in sys.argv[1:]:
+    reader = HistogramLogReader(path, HdrHistogram(1, 3600 * 1000 * 1000, 3))
+    counts = []
+    while True:
+        h = reader.get_next_interval_histogram()
+        if h is None:
+            break
+        counts.append(h.get_total_count())
+    out[path] = counts
+print(json.dumps(out))
+"#;
+
+#[test]
+fn interval_logs_decode_with_pythons_hdrh_with_the_same_counts() {
+    let r = run();
+    let arm = r.path("out/run_arm64.hlog");
+    let amd = r.path("out/run_amd64.hlog");
+    let Some(decoded) = python(READ_HLOG, &[&arm, &amd], "hdrh") else {
+        return;
+    };
+    for (arch, path) in [("arm64", &arm), ("amd64", &amd)] {
+        let counts: Vec<u64> = decoded[path.to_str().unwrap()]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
+        // Every interval's responses (requests minus transport errors) of the summary's series.
+        let want: Vec<u64> = r.summary["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| {
+                let a = &p["by_arch"][arch];
+                Some(a["requests"].as_u64()? - a["errors"].as_u64()?)
+            })
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(counts, want, "{arch}");
+    }
+}
