@@ -19,6 +19,7 @@ use crate::metrics::{self, Metrics};
 use crate::scenario::{self, Scenario};
 use crate::server::{self, Service, ServiceConfig};
 use crate::summary::Summary;
+use crate::tls::{ServerTls, TlsArgs};
 use crate::tui::Tui;
 use crate::view::{Tee, View};
 
@@ -41,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario: with in-process workers, or remote ones (--expect-workers).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate a scenario and print the resolved plan; sends no request.
     Check(CheckArgs),
     /// Local demo: two workload servers (arm64, amd64 labels), a local worker, the live view.
@@ -122,6 +123,8 @@ pub struct RunArgs {
     pub capacity: bool,
     #[command(flatten)]
     pub outputs: OutputArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Shared token workers must present (required with --expect-workers; runs with local
     /// workers only make one up).
     #[arg(long, env = "STAMPEDE_TOKEN", hide_env_values = true, value_name = "T")]
@@ -247,7 +250,7 @@ fn init_logging() {
 async fn dispatch(command: Command) -> u8 {
     match command {
         Command::Check(args) => check(&args),
-        Command::Run(args) => report_error(run(args).await),
+        Command::Run(args) => report_error(run(*args).await),
         Command::Demo(args) => report_error(crate::demo::run(args).await),
         Command::Report(args) => report(&args),
     }
@@ -329,7 +332,22 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
+    let tls = match args.tls.load() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    if tls.is_some() && args.local_workers() > 0 {
+        eprintln!(
+            "error: --tls-cert: local workers join over loopback without TLS; run remote workers \
+             (--expect-workers) with --tls-ca, or drop --tls-cert"
+        );
+        return Ok(EXIT_BAD_INPUT);
+    }
     let options = ExecuteOptions {
+        tls,
         headless: args.headless,
         summary: args.summary.clone(),
         remote_workers: args.expect_workers,
@@ -373,6 +391,8 @@ pub struct ExecuteOptions {
     pub linger: Linger,
     /// The HTML report and CSV to write from the summary.
     pub outputs: OutputArgs,
+    /// TLS on the gRPC listener.
+    pub tls: Option<ServerTls>,
 }
 
 /// The terminal UI when stdout is a terminal and `--headless` is not given, else status lines.
@@ -429,11 +449,19 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> anyhow::Result
             .as_deref()
             .or(scenario.output.csv.as_deref()),
     );
-    let server_task = tokio::spawn(server::serve(
-        listener,
-        service,
-        server_stop.clone().cancelled_owned(),
-    ));
+    if let Some(tls) = &opts.tls {
+        let mode = if tls.requires_client_certificates() {
+            "TLS, client certificates required"
+        } else {
+            "TLS"
+        };
+        tracing::info!("gRPC over {mode}");
+    }
+    let tls = opts.tls.clone();
+    let server_stop_signal = server_stop.clone().cancelled_owned();
+    let server_task = tokio::spawn(async move {
+        server::serve(listener, service, tls.as_ref(), server_stop_signal).await
+    });
     let workers = crate::local::spawn(
         opts.local_workers,
         opts.worker_threads,

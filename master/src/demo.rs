@@ -117,6 +117,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         print_summary: false,
         linger: crate::cli::Linger::For(Duration::ZERO),
         outputs: args.outputs.clone(),
+        tls: None,
     };
     let code = execute(scenario, options).await;
     stop_servers.cancel();

@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod summary;
 pub mod tally;
 pub mod thresholds;
+pub mod tls;
 pub mod tui;
 pub mod valid_load;
 pub mod view;

@@ -55,6 +55,29 @@ pub struct WorkerOptions {
     /// First and longest delay between redials.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// TLS to the master; `None`: plain HTTP/2.
+    pub tls: Option<ClientTls>,
+}
+
+/// How the worker speaks TLS to the master (PEM bytes, read by the caller).
+#[derive(Clone)]
+pub struct ClientTls {
+    /// The CA that signed the master's certificate.
+    pub ca: Vec<u8>,
+    /// A client certificate and key, for a master that requires them.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// The name to check the master's certificate against (default: the host in `master`).
+    pub domain: Option<String>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    // The private key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("client_certificate", &self.identity.is_some())
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The default `--master-timeout`.
@@ -72,6 +95,7 @@ impl std::fmt::Debug for WorkerOptions {
             .field("threads", &self.threads)
             .field("master_timeout", &self.master_timeout)
             .field("reconnect", &self.reconnect)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +122,7 @@ impl WorkerOptions {
             reconnect: true,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
+            tls: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use stampede_proto::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status, Streaming};
 
 use crate::{WorkerError, WorkerOptions};
@@ -120,17 +120,36 @@ pub(crate) async fn dial(
 /// Dials the master eagerly, so an unreachable master is reported as such.
 async fn connect(opts: &WorkerOptions) -> Result<Channel, WorkerError> {
     let master = &opts.master;
-    // Accept a bare host:port, as people type it.
-    let addr = if master.contains("://") {
-        master.to_string()
-    } else {
-        format!("http://{master}")
+    let invalid = |detail: String| WorkerError::InvalidMaster {
+        addr: master.to_string(),
+        detail,
     };
-    let endpoint = Endpoint::from_shared(addr.clone())
-        .map_err(|e| WorkerError::InvalidMaster {
-            addr: master.to_string(),
-            detail: chain(&e),
-        })?
+    // Accept a bare host:port, as people type it; TLS means https.
+    let addr = match (master.split_once("://"), &opts.tls) {
+        (None, None) => format!("http://{master}"),
+        (None, Some(_)) => format!("https://{master}"),
+        (Some(("http", rest)), Some(_)) => format!("https://{rest}"),
+        (Some(("https", _)), None) => {
+            return Err(invalid(
+                "https needs the CA that signed the master's certificate (--tls-ca)".into(),
+            ));
+        }
+        (Some(_), _) => master.to_string(),
+    };
+    let mut endpoint = Endpoint::from_shared(addr.clone()).map_err(|e| invalid(chain(&e)))?;
+    if let Some(tls) = &opts.tls {
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(domain) = &tls.domain {
+            config = config.domain_name(domain.clone());
+        }
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(|e| invalid(chain(&e)))?;
+    }
+    let endpoint = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)

@@ -1,10 +1,12 @@
 //! `stampede-worker`: joins a master and runs the users it is given.
 #![forbid(unsafe_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
-use stampede_worker::WorkerOptions;
+use stampede_worker::{ClientTls, WorkerOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Bad flags, as clap itself exits.
@@ -35,6 +37,28 @@ struct Cli {
     /// Exit when the master is lost instead of reconnecting.
     #[arg(long, env = "STAMPEDE_NO_RECONNECT")]
     no_reconnect: bool,
+    /// TLS to the master: the CA (PEM) that signed its certificate.
+    #[arg(long, env = "STAMPEDE_TLS_CA", value_name = "PEM")]
+    tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM), for a master that requires one (--tls-client-ca).
+    #[arg(long, env = "STAMPEDE_TLS_CERT", value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "STAMPEDE_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// The name the master's certificate must carry (default: the host in --master).
+    #[arg(
+        long,
+        env = "STAMPEDE_TLS_DOMAIN",
+        value_name = "NAME",
+        requires = "tls_ca"
+    )]
+    tls_domain: Option<String>,
     /// Engine threads (default: one per core).
     #[arg(long, env = "STAMPEDE_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -83,10 +107,27 @@ fn run(cli: Cli, token: Option<String>) -> anyhow::Result<()> {
     if let Some(threads) = cli.threads {
         opts.threads = usize::from(threads);
     }
+    if let Some(ca) = &cli.tls_ca {
+        let identity = match (&cli.tls_cert, &cli.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some((read_pem(cert, "--tls-cert")?, read_pem(key, "--tls-key")?))
+            }
+            _ => None,
+        };
+        opts.tls = Some(ClientTls {
+            ca: read_pem(ca, "--tls-ca")?,
+            identity,
+            domain: cli.tls_domain.clone(),
+        });
+    }
     // The session itself is light; the load runs on the engine's own threads.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(stampede_worker::run(opts))?;
     Ok(())
+}
+
+fn read_pem(path: &Path, flag: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{flag} {}: cannot read it", path.display()))
 }
