@@ -379,6 +379,10 @@ def test_each_binary_accepts_its_rendered_configuration(case, bins, tmp_path):
                 items = vol["configMap"].get("items") or [{"key": k, "path": k} for k in data]
                 for item in items:
                     (local / item["path"]).write_text(data[item["key"]])
+            elif "secret" in vol:
+                # A TLS Secret made outside the chart: a real CA and certificate stand in.
+                for key, path in tls_files(tmp_path).items():
+                    (local / key).write_bytes(path.read_bytes())
             args = [a.replace(mount_path, str(local)) if a.startswith(mount_path) else a for a in args]
             for k, val in env.items():
                 if k.startswith("STAMPEDE") and val.startswith(mount_path):
@@ -397,6 +401,8 @@ def test_each_binary_accepts_its_rendered_configuration(case, bins, tmp_path):
             assert "metrics listening on 127.0.0.1:" in out.stderr, out.stderr
         elif binary == "stampede-worker":
             env["STAMPEDE_MASTER"] = "http://127.0.0.1:1"
+            # A worker redials a lost master for ever; here one refusal is the answer wanted.
+            env["STAMPEDE_NO_RECONNECT"] = "true"
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
             assert out.returncode == 1, f"{name}: exit {out.returncode}\n{out.stderr}"
             assert "stampede-worker:" in out.stderr and "error: invalid value" not in out.stderr
@@ -421,6 +427,27 @@ def test_each_binary_accepts_its_rendered_configuration(case, bins, tmp_path):
         elif args and args[0] == "check":
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, f"{name}: {out.stderr}"
+
+
+def tls_files(tmp_path):
+    """tls.crt, tls.key and ca.crt as a TLS Secret holds them: a CA and a certificate it signed
+    for the master's Service name (made once per test with openssl)."""
+    out = tmp_path / "pki"
+    files = {"tls.crt": out / "tls.crt", "tls.key": out / "tls.key", "ca.crt": out / "ca.crt"}
+    if all(p.exists() for p in files.values()):
+        return files
+    if shutil.which("openssl") is None:
+        missing("openssl is not installed (apt-get install -y openssl)")
+    out.mkdir(parents=True, exist_ok=True)
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=out)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=stampede-master",
+        "-keyout", "tls.key", "-out", "tls.csr")
+    (out / "ext.cnf").write_text("subjectAltName=DNS:stampede-master,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "1", "-extfile", "ext.cnf", "-out", "tls.crt")
+    return files
 
 
 def wait_for(proc, needle, limit):
@@ -538,7 +565,8 @@ def test_the_dashboard_queries_metrics_the_binaries_serve(bins, tmp_path):
     )
     master = start(
         [str(bins["stampede-master"]), "run", str(scenario), "--headless", "--expect-workers", "1",
-         "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", "--wait-workers", "60s"],
+         "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", "--wait-workers", "60s",
+         "--token", "dashboard-test"],
         env,
     )
     server = start([str(bins["stampede-workload-server"]), "--listen", "127.0.0.1:0"], env)

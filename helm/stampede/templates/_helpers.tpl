@@ -213,3 +213,49 @@ The worker token as an environment variable.
 {{- define "stampede.kedaActive" -}}
 {{- and .Values.worker.keda.enabled (.Capabilities.APIVersions.Has "keda.sh/v1alpha1/ScaledObject") }}
 {{- end }}
+
+{{/*
+TLS on the gRPC channel: the Secret of one side, checked.
+*/}}
+{{- define "stampede.tlsSecret" -}}
+{{- $t := .ctx.Values.tls }}
+{{- $name := index $t (printf "%sSecret" .side) }}
+{{- if not $name }}
+{{- fail (printf "tls.enabled needs tls.%sSecret (a Secret with tls.crt, tls.key and ca.crt)" .side) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+
+{{/*
+The master's TLS environment (files from its Secret, mounted at /etc/stampede/tls).
+*/}}
+{{- define "stampede.masterTlsEnv" -}}
+{{- if .Values.tls.enabled }}
+- name: STAMPEDE_TLS_CERT
+  value: /etc/stampede/tls/tls.crt
+- name: STAMPEDE_TLS_KEY
+  value: /etc/stampede/tls/tls.key
+{{- if .Values.tls.mutual }}
+- name: STAMPEDE_TLS_CLIENT_CA
+  value: /etc/stampede/tls/ca.crt
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The workers' TLS environment.
+*/}}
+{{- define "stampede.workerTlsEnv" -}}
+{{- if .Values.tls.enabled }}
+- name: STAMPEDE_TLS_CA
+  value: /etc/stampede/tls/ca.crt
+- name: STAMPEDE_TLS_DOMAIN
+  value: {{ default (include "stampede.masterName" .) .Values.tls.domain | quote }}
+{{- if .Values.tls.mutual }}
+- name: STAMPEDE_TLS_CERT
+  value: /etc/stampede/tls/tls.crt
+- name: STAMPEDE_TLS_KEY
+  value: /etc/stampede/tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}

@@ -68,6 +68,7 @@ spec:
         - name: STAMPEDE_STATUS_EVERY
           value: {{ $m.statusEvery | quote }}
         {{- include "stampede.tokenEnv" . | nindent 8 }}
+        {{- include "stampede.masterTlsEnv" . | nindent 8 }}
         {{- with $m.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -93,7 +94,17 @@ spec:
           readOnly: true
         - name: summary
           mountPath: {{ $m.summary.dir }}
+        {{- if .Values.tls.enabled }}
+        - name: tls
+          mountPath: /etc/stampede/tls
+          readOnly: true
+        {{- end }}
   volumes:
+    {{- if .Values.tls.enabled }}
+    - name: tls
+      secret:
+        secretName: {{ include "stampede.tlsSecret" (dict "ctx" . "side" "master") }}
+    {{- end }}
     - name: scenario
       configMap:
         name: {{ include "stampede.scenarioName" . }}
