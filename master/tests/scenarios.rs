@@ -124,6 +124,7 @@ users = 2
     // busy machine, can only make it lower at one instant, not over the whole window).
     let start = started_at(&s);
     let mut t = 0.25;
+    let mut seen = Vec::new();
     while t < 6.8 {
         let (from, to) = (t, t + 0.25);
         let most = server.counts.most_in_flight(
@@ -137,8 +138,10 @@ users = 2
             ramp_plan(from),
             ramp_plan(to)
         );
+        seen.push(format!("{from:.2}s: {most} (plan {:.1})", ramp_plan(from)));
         t += 0.25;
     }
+    eprintln!("ramp, in flight at the server: {}", seen.join(", "));
 }
 
 #[test]
@@ -212,6 +215,10 @@ max_in_flight = 500
     let heavy = arm.counts.path_count("/heavy") + amd.counts.path_count("/heavy");
     let p = heavy as f64 / total as f64;
     let sigma = (0.25f64 * 0.75 / total as f64).sqrt();
+    eprintln!(
+        "open model: {rate:.1} req/s over {span:.2} s (the server's arrivals), arm share {arm_share:.4}, heavy share {p:.4} (sigma {sigma:.4}), dropped {}",
+        s["dropped"]
+    );
     assert!(
         (p - 0.25).abs() < 5.0 * sigma,
         "heavy share {p:.4}, sigma {sigma:.4}"
@@ -277,6 +284,10 @@ users = 8
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
     assert!(gap >= 1.45, "longest quiet gap {gap:.3} s");
+    eprintln!(
+        "requests stages: served {served} (301 + 200), quiet gap {gap:.3} s after request {}",
+        i + 1
+    );
     assert_eq!(i + 1, 301, "the gap falls after the first stage's requests");
 }
 
@@ -320,6 +331,12 @@ wait = {{ kind = "between", min = "100ms", max = "300ms" }}
     assert_eq!(below(100.0), 0.0, "no wait shorter than min");
     // Uniform on [100, 300] ms: mean 200, sd 57.7. Overhead may add up to 20 ms here.
     let mean = gaps.iter().sum::<f64>() / n;
+    eprintln!(
+        "between 100..300 ms: {n} gaps, mean {mean:.1} ms, below 150/200/250 ms: {:.3}/{:.3}/{:.3}",
+        below(150.0),
+        below(200.0),
+        below(250.0)
+    );
     let se = 57.7 / n.sqrt();
     assert!(
         mean > 200.0 - 5.0 * se && mean < 200.0 + 5.0 * se + 20.0,
@@ -378,6 +395,12 @@ wait = {{ kind = "constant", duration = "5ms" }}
     assert_eq!(code, Some(0), "{err}");
     let (arm_n, amd_n) = (arm.counts.served(), amd.counts.served());
     assert!(arm_n > 20 && amd_n > 20, "{arm_n} {amd_n}");
+    eprintln!(
+        "redirects: {} followed; arm64 {arm_n} served / {} in the summary, amd64 {amd_n} / {}",
+        splitter.counts.redirected(),
+        s["by_arch"]["arm64"]["requests"],
+        s["by_arch"]["amd64"]["requests"]
+    );
     assert_eq!(s["by_arch"]["arm64"]["requests"], arm_n);
     assert_eq!(s["by_arch"]["amd64"]["requests"], amd_n);
     assert!(s["by_arch"].get("declared").is_none(), "{}", s["by_arch"]);
