@@ -225,6 +225,10 @@ fn a_frozen_and_thawed_worker_changes_nothing_in_the_totals() {
     let served = srv.counts.served();
     assert!(served > 100, "{served}");
     assert_eq!(summary["totals"]["requests"], served, "log:\n{log}");
+    eprintln!(
+        "SIGSTOP/SIGCONT: served {served}, counted {}",
+        summary["totals"]["requests"]
+    );
     // Requests in flight when w2 froze were served, but w2's clock ran past their timeout
     // while it was stopped: they count once, as timeouts (at most one per w2 user).
     let timeouts = summary["totals"]["errors"]["timeout"].as_u64().unwrap();
@@ -258,6 +262,10 @@ fn a_killed_master_stops_the_load_and_the_worker_joins_the_next_one() {
     let _ = m.child.wait();
     std::thread::sleep(Duration::from_secs(11));
     let last = srv.counts.last_arrival().unwrap();
+    eprintln!(
+        "kill -9 master: the last request arrived {:.2} s after the kill",
+        last.saturating_duration_since(killed_at).as_secs_f64()
+    );
     assert!(
         last <= killed_at + Duration::from_secs(10),
         "a request {:?} after the master died",
@@ -295,6 +303,10 @@ fn a_silent_master_trips_the_dead_man_switch() {
     std::thread::sleep(Duration::from_secs(7));
     let last = srv.counts.last_arrival().unwrap();
     let after = last.saturating_duration_since(frozen_at);
+    eprintln!(
+        "SIGSTOP master (dead-man switch 4 s): last request {:.2} s after the freeze",
+        after.as_secs_f64()
+    );
     assert!(
         srv.counts
             .arrived_after(frozen_at + Duration::from_millis(500))
@@ -328,6 +340,11 @@ fn a_worker_sending_garbage_does_not_disturb_the_totals() {
     let log = finish(&mut m, Duration::from_secs(60));
     assert_eq!(wait_exit(&mut real, Duration::from_secs(10)), Some(0));
     let summary = read_summary(&dir.path().join("summary.json"));
+    eprintln!(
+        "garbage reports: served {}, counted {}, master peak RSS {hwm_kb:?} kB",
+        srv.counts.served(),
+        summary["totals"]["requests"]
+    );
     let served = srv.counts.served();
     assert!(served > 50, "{served}");
     assert_eq!(summary["totals"]["requests"], served, "{log}");
