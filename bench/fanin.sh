@@ -57,13 +57,13 @@ say "master on core $SERVER_CORE (port $PORT), $WORKERS synthetic workers on cor
 taskset -c "$SERVER_CORE" /usr/bin/time -f '%U %S %M %e' -o "$WORK/master.time" \
     "$MASTER" run "$WORK/fanin.toml" --headless --expect-workers "$WORKERS" \
     --bind "127.0.0.1:$PORT" --wait-workers 5m --summary "$WORK/summary.json" \
-    --status-every 30s >"$WORK/master.out" 2>"$WORK/master.err" &
+    --status-every 30s --token bench-fanin >"$WORK/master.out" 2>"$WORK/master.err" &
 TIME_PID=$!
 PIDS+=("$TIME_PID")
 sleep 0.5
 MASTER_PID=$(pgrep -P "$TIME_PID" | head -n1)
 taskset -c "$GEN_CORE" "$SWARM" --master "http://127.0.0.1:$PORT" --workers "$WORKERS" \
-    --print-every "${SAMPLE}s" >"$WORK/swarm.out" 2>"$WORK/swarm.err" &
+    --print-every "${SAMPLE}s" --token bench-fanin >"$WORK/swarm.out" 2>"$WORK/swarm.err" &
 SWARM_PID=$!
 PIDS+=("$SWARM_PID")
 
