@@ -262,10 +262,10 @@ impl Engine {
         }
     }
 
-    /// Open model: `rate` arrivals per second on `target`, shared evenly by the threads.
+    /// Open model: `rate` arrivals per second on `target` (finite, not negative: see
+    /// `set_level`), shared evenly by the threads.
     fn set_rate(&mut self, target: usize, rate: f64) {
         let run = &mut self.targets[target];
-        let rate = if rate.is_finite() { rate.max(0.0) } else { 0.0 };
         run.rate_total = rate;
         let share = rate / self.threads.len() as f64;
         run.rate.send_if_modified(|r| {
