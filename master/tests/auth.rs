@@ -11,22 +11,6 @@ use common::*;
 
 const TOKEN: &str = "s3cret-t0ken-for-the-test";
 
-fn scenario(dir: &std::path::Path, server: &TestServer, users: u32, run_time: &str) -> String {
-    let path = dir.join("s.toml");
-    std::fs::write(
-        &path,
-        two_target_scenario(
-            &server.url("/arm"),
-            &server.url("/amd"),
-            users,
-            run_time,
-            "",
-        ),
-    )
-    .unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 fn counting_server() -> TestServer {
     TestServer::start(Behaviour {
         arch: "arm64",
@@ -40,7 +24,7 @@ fn counting_server() -> TestServer {
 fn remote_workers_need_a_token_or_insecure() {
     let dir = tempfile::tempdir().unwrap();
     let server = counting_server();
-    let s = scenario(dir.path(), &server, 1, "1s");
+    let s = one_server_scenario(dir.path(), &server, 1, "1s");
     let (code, err) = run_master(
         &["run", &s, "--headless", "--expect-workers", "1"],
         dir.path(),
@@ -70,7 +54,7 @@ fn remote_workers_need_a_token_or_insecure() {
 fn a_wrong_token_is_refused_while_the_run_proceeds_with_the_right_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = counting_server();
-    let s = scenario(dir.path(), &server, 4, "3s");
+    let s = one_server_scenario(dir.path(), &server, 4, "3s");
     let summary = dir.path().join("summary.json");
     let mut master = start_master(
         &[
@@ -138,7 +122,7 @@ fn a_wrong_token_is_refused_while_the_run_proceeds_with_the_right_one() {
 fn insecure_is_loud_and_admits_workers_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let server = counting_server();
-    let s = scenario(dir.path(), &server, 2, "2s");
+    let s = one_server_scenario(dir.path(), &server, 2, "2s");
     let summary = dir.path().join("summary.json");
     let mut master = start_master(
         &[

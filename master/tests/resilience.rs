@@ -21,13 +21,6 @@ fn server() -> TestServer {
     })
 }
 
-fn write_scenario(dir: &std::path::Path, s: &TestServer, users: u32, run_time: &str) -> String {
-    let path = dir.join("s.toml");
-    let text = two_target_scenario(&s.url("/arm"), &s.url("/amd"), users, run_time, "");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 /// Kills the process when the test ends, passed or not: a worker redials a lost master
 /// forever, so a failed test must not leave one behind.
 struct Reaped(Child);
@@ -131,7 +124,7 @@ fn a_killed_worker_costs_at_most_its_last_interval() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server();
     let users = 9;
-    let s = write_scenario(dir.path(), &srv, users, "10s");
+    let s = one_server_scenario(dir.path(), &srv, users, "10s");
     let mut m = master(&s, dir.path(), 3, "127.0.0.1:0");
     let mut w1 = worker(m.addr, "w1", &[]);
     let mut w2 = worker(m.addr, "w2", &[]);
@@ -208,7 +201,7 @@ fn a_killed_worker_costs_at_most_its_last_interval() {
 fn a_frozen_and_thawed_worker_changes_nothing_in_the_totals() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server();
-    let s = write_scenario(dir.path(), &srv, 6, "14s");
+    let s = one_server_scenario(dir.path(), &srv, 6, "14s");
     let mut m = master(&s, dir.path(), 2, "127.0.0.1:0");
     let mut w1 = worker(m.addr, "w1", &[]);
     let mut w2 = worker(m.addr, "w2", &[]);
@@ -251,7 +244,7 @@ fn a_frozen_and_thawed_worker_changes_nothing_in_the_totals() {
 fn a_killed_master_stops_the_load_and_the_worker_joins_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server();
-    let s = write_scenario(dir.path(), &srv, 4, "60s");
+    let s = one_server_scenario(dir.path(), &srv, 4, "60s");
     let mut m = master(&s, dir.path(), 1, "127.0.0.1:0");
     let addr = m.addr;
     let mut w = worker(addr, "w", &[]);
@@ -276,7 +269,7 @@ fn a_killed_master_stops_the_load_and_the_worker_joins_the_next_one() {
     // A new master on the same address: the worker finds it and runs its run.
     let before = srv.counts.served();
     let dir2 = tempfile::tempdir().unwrap();
-    let s2 = write_scenario(dir2.path(), &srv, 4, "3s");
+    let s2 = one_server_scenario(dir2.path(), &srv, 4, "3s");
     let bind = addr.to_string();
     let mut m2 = master(&s2, dir2.path(), 1, &bind);
     let log = finish(&mut m2, Duration::from_secs(60));
@@ -293,7 +286,7 @@ fn a_killed_master_stops_the_load_and_the_worker_joins_the_next_one() {
 fn a_silent_master_trips_the_dead_man_switch() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server();
-    let s = write_scenario(dir.path(), &srv, 4, "60s");
+    let s = one_server_scenario(dir.path(), &srv, 4, "60s");
     let mut m = master(&s, dir.path(), 1, "127.0.0.1:0");
     let mut w = worker(m.addr, "w", &["--master-timeout", "4s"]);
     wait_served(&srv, 1, Duration::from_secs(60));
@@ -330,7 +323,7 @@ fn a_silent_master_trips_the_dead_man_switch() {
 fn a_worker_sending_garbage_does_not_disturb_the_totals() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server();
-    let s = write_scenario(dir.path(), &srv, 4, "8s");
+    let s = one_server_scenario(dir.path(), &srv, 4, "8s");
     let mut m = master(&s, dir.path(), 1, "127.0.0.1:0");
     let mut real = worker(m.addr, "real", &[]);
     wait_served(&srv, 1, Duration::from_secs(60));

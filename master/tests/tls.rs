@@ -93,17 +93,12 @@ fn mutual_tls_admits_the_trusted_worker_and_refuses_the_others() {
         delay: Duration::from_millis(10),
         ..Default::default()
     });
-    let scenario = dir.path().join("s.toml");
-    std::fs::write(
-        &scenario,
-        two_target_scenario(&server.url("/arm"), &server.url("/amd"), 4, "3s", ""),
-    )
-    .unwrap();
+    let scenario = one_server_scenario(dir.path(), &server, 4, "3s");
     let summary = dir.path().join("summary.json");
     let mut master = start_master(
         &[
             "run",
-            s(&scenario),
+            &scenario,
             "--headless",
             "--expect-workers",
             "1",
@@ -171,17 +166,12 @@ fn tls_flags_are_checked_before_anything_runs() {
         arch: "arm64",
         ..Default::default()
     });
-    let scenario = dir.path().join("s.toml");
-    std::fs::write(
-        &scenario,
-        two_target_scenario(&server.url("/arm"), &server.url("/amd"), 1, "1s", ""),
-    )
-    .unwrap();
+    let scenario = one_server_scenario(dir.path(), &server, 1, "1s");
     let missing = dir.path().join("nope.pem");
     let (code, err) = run_master(
         &[
             "run",
-            s(&scenario),
+            &scenario,
             "--headless",
             "--expect-workers",
             "1",
@@ -205,7 +195,7 @@ fn tls_flags_are_checked_before_anything_runs() {
     let (code, err) = run_master(
         &[
             "run",
-            s(&scenario),
+            &scenario,
             "--headless",
             "--local-workers",
             "1",

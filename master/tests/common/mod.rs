@@ -384,6 +384,21 @@ pub fn run_master(args: &[&str], dir: &Path, limit: Duration) -> (Option<i32>, S
     (code, err)
 }
 
+/// Writes `dir/s.toml`: the arm and amd targets both on `server` (under `/arm` and `/amd`);
+/// returns its path.
+pub fn one_server_scenario(dir: &Path, server: &TestServer, users: u32, run_time: &str) -> String {
+    let path = dir.join("s.toml");
+    let text = two_target_scenario(
+        &server.url("/arm"),
+        &server.url("/amd"),
+        users,
+        run_time,
+        "",
+    );
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 /// A scenario against an arm and an amd target.
 pub fn two_target_scenario(
     arm: &str,
