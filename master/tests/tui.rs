@@ -90,7 +90,7 @@ fn shell_quote(text: &str) -> String {
 }
 
 fn quote(p: &Path) -> String {
-    format!("'{}'", p.display())
+    shell_quote(&p.display().to_string())
 }
 
 /// A demo run in its own tmux server, with its folder and summary path (the server goes
