@@ -27,7 +27,7 @@ pub(crate) async fn attempt(
     let r = &plan.requests[request];
     let (outcome, unexpected, arch) = match &exchange.result {
         Ok(answer) => {
-            let status = answer.status.as_u16();
+            let status = answer.status;
             (
                 status_outcome(status),
                 is_unexpected(status, &r.expect),

@@ -1,27 +1,18 @@
-//! The per-user HTTP/1.1 client: one keep-alive connection (hyper's low-level
-//! `client::conn::http1`), opened lazily and reopened when the server has closed it, or
-//! connections borrowed from the engine thread's shared pools; redirects followed within the
-//! run's bound, bodies read to the end and dropped frame by frame.
+//! The per-user HTTP/1.1 client: one keep-alive connection, opened lazily and reopened when
+//! the server has closed it, or connections borrowed from the engine thread's shared pools;
+//! redirects followed within the run's bound. The exchange itself is [`crate::h1`].
 
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONNECTION, HOST, HeaderValue, LOCATION};
-use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper::header::HOST;
+use hyper::{Method, StatusCode, Uri};
 use tracing::debug;
 
+use crate::h1::{self, Conn, Value};
 use crate::plan::{Dest, Plan};
 use crate::pool::{Lease, Pools};
-
-type Body = Full<Bytes>;
-pub(crate) type Sender = SendRequest<Body>;
 
 /// Why an exchange produced no final response.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +22,7 @@ pub(crate) enum Error {
     #[error("request timed out")]
     Timeout,
     #[error("http: {0}")]
-    Http(#[source] hyper::Error),
+    Http(#[source] h1::Error),
     #[error("redirect: {0}")]
     Redirect(String),
 }
@@ -39,9 +30,9 @@ pub(crate) enum Error {
 /// The final response of an exchange.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub status: StatusCode,
+    pub status: u16,
     /// The value of the run's arch header, if the response had one.
-    pub arch: Option<HeaderValue>,
+    pub arch: Option<Value>,
 }
 
 /// One request as measured: latency from its origin (just before connecting or sending, or when
@@ -56,8 +47,8 @@ pub(crate) struct Exchange {
 /// pointed at; or, with shared pools, whatever connection the pool lends for each hop.
 #[derive(Default)]
 pub(crate) struct Client {
-    primary: Option<Sender>,
-    secondary: Option<Sender>,
+    primary: Option<Conn>,
+    secondary: Option<Conn>,
     secondary_dest: Option<Dest>,
     pools: Option<Arc<Pools>>,
 }
@@ -104,71 +95,79 @@ impl Client {
         let t = &plan.targets[target];
         let r = &plan.requests[request];
         let mut method = r.method.clone();
-        let mut body = r.body.clone();
         let mut uri = r.uris[target].clone();
+        // The first hop's bytes were rendered with the plan; a redirect's are rendered here.
+        let mut rendered: Option<Vec<u8>> = None;
+        let mut dropped_body = false;
         // None: the target's own endpoint.
         let mut other: Option<Dest> = None;
         let mut hops = 0;
         loop {
             let dest = other.as_ref().unwrap_or(&t.dest);
-            let mut req = Request::new(Full::new(body.clone()));
-            *req.method_mut() = method.clone();
-            *req.uri_mut() = uri.clone();
-            *req.headers_mut() = r.headers.clone();
-            // A Host header from the scenario names the target; elsewhere, the redirect's host.
-            if other.is_some() || !req.headers().contains_key(HOST) {
-                req.headers_mut().insert(HOST, dest.host_header.clone());
-            }
-            if plan.close_each {
-                req.headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            let connect_timeout = plan.connect_timeout;
+            let wire = rendered.as_deref().unwrap_or(&r.wire[target]);
+            let hop = Hop {
+                wire,
+                method: &method,
+                arch_header: &plan.arch_header,
+                connect_timeout: plan.connect_timeout,
+            };
             // Shared mode: the borrowed connection goes back when this hop's body is read.
             let mut lease: Option<Lease> = None;
             let resp = if let Some(pools) = &self.pools {
                 let lease = lease.insert(pools.lease(dest).await);
-                send(&mut lease.slot, dest, req, connect_timeout).await?
+                hop.send(&mut lease.slot, dest).await?
             } else {
                 match other.as_ref() {
-                    None => send(&mut self.primary, dest, req, connect_timeout).await?,
+                    None => hop.send(&mut self.primary, dest).await?,
                     Some(d) => {
                         let slot = self.secondary_for(d);
-                        send(slot, d, req, connect_timeout).await?
+                        hop.send(slot, d).await?
                     }
                 }
             };
-            let status = resp.status();
-            if status.is_redirection()
-                && hops < r.max_redirects
-                && let Some(next) = redirect_target(&resp, dest, &uri)?
-            {
-                drain(resp.into_body()).await?;
-                if let Some(lease) = lease.as_mut() {
-                    lease.keep();
-                }
-                hops += 1;
-                // 303 means "GET the other resource"; 307/308 (and, in practice, 301/302 for
-                // GET) repeat the same request.
-                if status == StatusCode::SEE_OTHER && method != Method::HEAD {
-                    method = Method::GET;
-                    body = Bytes::new();
-                }
-                other = Some(next.dest).filter(|d| !d.same_endpoint(&t.dest));
-                uri = next.uri;
-                continue;
-            }
-            let arch = resp.headers().get(&plan.arch_header).cloned();
-            drain(resp.into_body()).await?;
             if let Some(lease) = lease.as_mut() {
                 lease.keep();
             }
-            return Ok(Answer { status, arch });
+            let status = resp.status;
+            let redirect = (300..400).contains(&status) && hops < r.max_redirects;
+            if let (true, Some(location)) = (redirect, resp.location.as_deref()) {
+                let next = resolve_location(location, dest, &uri)?;
+                hops += 1;
+                // 303 means "GET the other resource"; 307/308 (and, in practice, 301/302 for
+                // GET) repeat the same request.
+                if status == StatusCode::SEE_OTHER.as_u16() && method != Method::HEAD {
+                    method = Method::GET;
+                    dropped_body = true;
+                }
+                other = Some(next.dest).filter(|d| !d.same_endpoint(&t.dest));
+                uri = next.uri;
+                // A Host header from the scenario names the target; elsewhere, the redirect's.
+                let host = match other.as_ref() {
+                    Some(d) => Some(d.host_header.as_bytes()),
+                    None if r.headers.contains_key(HOST) => None,
+                    None => Some(t.dest.host_header.as_bytes()),
+                };
+                let body: &[u8] = if dropped_body { b"" } else { &r.body };
+                let path = uri.path_and_query().map_or("/", |p| p.as_str());
+                rendered = Some(h1::render(
+                    &method,
+                    path,
+                    host,
+                    &r.headers,
+                    body,
+                    plan.close_each,
+                ));
+                continue;
+            }
+            return Ok(Answer {
+                status,
+                arch: resp.arch,
+            });
         }
     }
 
     /// The secondary connection slot, emptied first if it belongs to another endpoint.
-    fn secondary_for(&mut self, dest: &Dest) -> &mut Option<Sender> {
+    fn secondary_for(&mut self, dest: &Dest) -> &mut Option<Conn> {
         if !self
             .secondary_dest
             .as_ref()
@@ -181,92 +180,56 @@ impl Client {
     }
 }
 
-/// Sends on the connection in `slot`, opening one if there is none or the old one was closed.
-async fn send(
-    slot: &mut Option<Sender>,
-    dest: &Dest,
-    req: Request<Body>,
+/// One hop of an exchange: the bytes to send and what reading the answer needs.
+struct Hop<'a> {
+    wire: &'a [u8],
+    method: &'a Method,
+    arch_header: &'a hyper::header::HeaderName,
     connect_timeout: Option<Duration>,
-) -> Result<Response<Incoming>, Error> {
-    // A kept-alive connection the server closed while idle is not this request's failure.
-    let mut reused = false;
-    if let Some(sender) = slot.as_mut() {
-        if sender.is_closed() || sender.ready().await.is_err() {
-            *slot = None;
-        } else {
-            reused = true;
-        }
-    }
-    let sender = match slot {
-        Some(sender) => sender,
-        None => slot.insert(connect(dest, connect_timeout).await?),
-    };
-    match sender.try_send_request(req).await {
-        Ok(resp) => Ok(resp),
-        Err(mut err) => {
-            // The connection died between ready() and the write: the request never left, so
-            // sending it on a fresh connection is safe and hides nothing.
-            let unsent = reused.then(|| err.take_message()).flatten();
-            *slot = None;
-            let Some(req) = unsent else {
-                return Err(Error::Http(err.into_error()));
-            };
-            debug!("kept-alive connection closed before the request was written; reconnecting");
-            let sender = slot.insert(connect(dest, connect_timeout).await?);
-            sender.send_request(req).await.map_err(Error::Http)
-        }
-    }
 }
 
-/// Opens a connection and spawns its driver on the current (engine thread's) runtime.
-async fn connect(dest: &Dest, connect_timeout: Option<Duration>) -> Result<Sender, Error> {
-    let connecting = TcpStream::connect((dest.host.as_str(), dest.port));
-    let stream = match connect_timeout {
-        Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| {
-            Error::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-        })?,
-        None => connecting.await,
-    }
-    .map_err(Error::Connect)?;
-    // Requests are small and latency is what we measure: do not let Nagle hold them back.
-    stream.set_nodelay(true).map_err(Error::Connect)?;
-    let (sender, conn) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(Error::Http)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            debug!("connection ended: {e}");
+impl Hop<'_> {
+    /// Sends on the connection in `slot`, opening one if there is none or the old one was
+    /// closed; the slot is emptied unless the connection may carry another request.
+    async fn send(&self, slot: &mut Option<Conn>, dest: &Dest) -> Result<h1::Response, Error> {
+        let reused = match slot.take() {
+            Some(conn) if !conn.is_stale() => Some(conn),
+            _ => None,
+        };
+        let was_reused = reused.is_some();
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => self.connect(dest).await?,
+        };
+        let head = *self.method == Method::HEAD;
+        let result = match conn.exchange(self.wire, head, self.arch_header).await {
+            // The server closed a kept-alive connection just as the request went out and
+            // answered nothing: an idempotent request is sent again on a fresh connection.
+            Err(e) if was_reused && e.unanswered() && h1::idempotent(self.method) => {
+                debug!("kept-alive connection closed under the request ({e}); reconnecting");
+                conn = self.connect(dest).await?;
+                conn.exchange(self.wire, head, self.arch_header).await
+            }
+            other => other,
+        };
+        let resp = result.map_err(Error::Http)?;
+        if resp.reusable {
+            *slot = Some(conn);
         }
-    });
-    Ok(sender)
-}
-
-/// Reads a body to its end, dropping each frame as it comes: memory stays bounded whatever the
-/// body's size.
-async fn drain(mut body: Incoming) -> Result<(), Error> {
-    while let Some(frame) = body.frame().await {
-        frame.map_err(Error::Http)?;
+        Ok(resp)
     }
-    Ok(())
+
+    async fn connect(&self, dest: &Dest) -> Result<Conn, Error> {
+        Conn::open(dest, self.connect_timeout)
+            .await
+            .map_err(Error::Connect)
+    }
 }
 
 /// Where a redirect points: an endpoint and an origin-form URI there.
 struct Redirect {
     dest: Dest,
     uri: Uri,
-}
-
-/// The next hop of a 3xx response; `None` if it has no Location (e.g. 304), which makes it the
-/// final response.
-fn redirect_target(
-    resp: &Response<Incoming>,
-    current: &Dest,
-    current_uri: &Uri,
-) -> Result<Option<Redirect>, Error> {
-    let Some(location) = resp.headers().get(LOCATION) else {
-        return Ok(None);
-    };
-    resolve_location(location.as_bytes(), current, current_uri).map(Some)
 }
 
 /// Resolves a Location header against the current request (RFC 3986 reference resolution,

@@ -12,6 +12,7 @@ mod choice;
 mod cpu;
 pub mod engine;
 mod error;
+mod h1;
 mod http;
 mod link;
 mod open;

@@ -2,12 +2,11 @@
 //! transport failure maps to the kind the operator can act on (could not connect, connection
 //! reset, timed out, anything else).
 
-use std::error::Error as StdError;
 use std::io;
 
 use stampede_proto::Outcome;
 
-use crate::http;
+use crate::{h1, http};
 
 /// The outcome class of an HTTP status code.
 pub fn status_outcome(status: u16) -> Outcome {
@@ -17,7 +16,7 @@ pub fn status_outcome(status: u16) -> Outcome {
         300..=399 => Outcome::Status3xx,
         400..=499 => Outcome::Status4xx,
         500..=599 => Outcome::Status5xx,
-        // hyper accepts 600..=999; no class fits, so it is a bad response.
+        // The status line allows 600..=999; no class fits, so it is a bad response.
         _ => Outcome::ErrorOther,
     }
 }
@@ -68,21 +67,6 @@ impl ErrorKind {
             _ => ErrorKind::Other,
         }
     }
-
-    /// Kind of a hyper error: the connection closing under a request counts as a reset; an I/O
-    /// cause anywhere in the chain decides the rest.
-    pub fn of_hyper(err: &hyper::Error) -> Self {
-        if err.is_timeout() {
-            return ErrorKind::Timeout;
-        }
-        if let Some(io) = io_cause(err) {
-            return Self::of_io(io);
-        }
-        if err.is_incomplete_message() || err.is_canceled() || err.is_closed() {
-            return ErrorKind::Reset;
-        }
-        ErrorKind::Other
-    }
 }
 
 /// Classifies a failed exchange.
@@ -92,21 +76,12 @@ pub(crate) fn classify_error(err: &http::Error) -> ErrorKind {
         // left this worker: it is a connect error.
         http::Error::Connect(_) => ErrorKind::Connect,
         http::Error::Timeout => ErrorKind::Timeout,
-        http::Error::Http(e) => ErrorKind::of_hyper(e),
+        http::Error::Http(h1::Error::Io { source, .. }) => ErrorKind::of_io(source),
+        // The connection closing under a request is what a reset looks like to the operator.
+        http::Error::Http(h1::Error::Closed { .. }) => ErrorKind::Reset,
+        http::Error::Http(h1::Error::Protocol(_)) => ErrorKind::Other,
         http::Error::Redirect(_) => ErrorKind::Other,
     }
-}
-
-/// The first `io::Error` in an error's source chain.
-fn io_cause<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a io::Error> {
-    let mut next: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        next = e.source();
-    }
-    None
 }
 
 #[cfg(test)]

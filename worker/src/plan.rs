@@ -6,12 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Uri};
 use stampede_proto::{ConnectionMode, LoadModel, RunConfig};
 
 use crate::EngineError;
 use crate::choice::Choice;
+use crate::h1;
 use crate::wait::Wait;
 
 /// Used when a request has no timeout: every request must end some time so it is counted.
@@ -74,6 +75,8 @@ pub(crate) struct RequestPlan {
     pub uris: Vec<Uri>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The request as sent to each target's own endpoint, rendered once per run.
+    pub wire: Vec<Box<[u8]>>,
     pub timeout: Duration,
     pub expect: Vec<u16>,
     /// Redirects followed before a 3xx counts as the answer.
@@ -267,10 +270,22 @@ fn compile_request(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let close = cfg.connection() == ConnectionMode::Close;
+    let wire = bases
+        .iter()
+        .zip(&uris)
+        .map(|((dest, _), uri)| {
+            // A Host header from the scenario names the target; otherwise the URL's authority.
+            let host = (!headers.contains_key(HOST)).then(|| dest.host_header.as_bytes());
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            h1::render(&method, path, host, &headers, &r.body, close).into_boxed_slice()
+        })
+        .collect();
     Ok(RequestPlan {
         method,
         uris,
         headers,
+        wire,
         body: Bytes::copy_from_slice(&r.body),
         timeout: if r.timeout_ms == 0 {
             DEFAULT_TIMEOUT

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::http::Sender;
+use crate::h1::Conn;
 use crate::plan::Dest;
 
 /// Endpoints one thread keeps pools for. Redirects can name any host, so the set is bounded;
@@ -24,7 +24,7 @@ pub(crate) struct Pools {
 /// borrower holds a permit) or idle (and a permit is free for whoever takes it).
 struct Pool {
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 /// A borrowed connection slot. Put a connection in `slot` (or use the one found there); call
@@ -32,7 +32,7 @@ struct Pool {
 /// pool when the lease is dropped. Without `keep` (an error, a timeout, a cancelled request)
 /// the connection is closed: its state is unknown.
 pub(crate) struct Lease {
-    pub slot: Option<Sender>,
+    pub slot: Option<Conn>,
     pool: Option<Arc<Pool>>,
     keep: bool,
     // Released after `drop` has put the connection back, so the next borrower finds it.
@@ -98,10 +98,9 @@ impl Drop for Lease {
         if !self.keep {
             return;
         }
-        if let (Some(pool), Some(sender)) = (&self.pool, self.slot.take())
-            && !sender.is_closed()
-        {
-            lock(&pool.idle).push(sender);
+        // A connection the server has closed meanwhile is found out by its next borrower.
+        if let (Some(pool), Some(conn)) = (&self.pool, self.slot.take()) {
+            lock(&pool.idle).push(conn);
         }
     }
 }
