@@ -58,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             dropped: 0,
             completed_stage: 0,
             series,
+            send_lag: None,
         };
         agg.ingest(&report)?;
         agg.close_intervals(k * 1000 + 1000);

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::Report;
-use crate::tally::Tally;
+use hdrhistogram::Histogram;
+
+use crate::tally::{Tally, new_histogram};
 
 /// Most distinct arch labels one run accepts: they come from response headers.
 pub const MAX_ARCHES: usize = 32;
@@ -123,6 +125,8 @@ pub struct Aggregator {
     series: Vec<SeriesPoint>,
     arches: BTreeSet<String>,
     dropped: u64,
+    /// Open model: how late arrivals' requests started (µs), over the whole run.
+    send_lag: Option<Histogram<u64>>,
     late: u64,
 }
 
@@ -146,6 +150,7 @@ impl Aggregator {
             series: Vec::new(),
             arches,
             dropped: 0,
+            send_lag: None,
             late: 0,
         }
     }
@@ -182,6 +187,9 @@ impl Aggregator {
             return Ok(Ingested::Duplicate);
         }
         self.dropped += report.dropped;
+        if let Some(lag) = &report.send_lag {
+            lag.add_to(self.send_lag.get_or_insert_with(new_histogram));
+        }
         let offset = self.offsets.get(&report.worker_id).copied().unwrap_or(0);
         let index = self.bucket_index(offset + report.end_ms);
         let bucket = if self.series_closed_through() >= index {
@@ -316,6 +324,11 @@ impl Aggregator {
         self.dropped
     }
 
+    /// The open model's send lag (µs) over the run; `None` when no arrival was sent.
+    pub fn send_lag(&self) -> Option<&Histogram<u64>> {
+        self.send_lag.as_ref()
+    }
+
     pub fn totals(&self) -> Tally {
         let mut t = Tally::default();
         for cell in self.cells.values() {
@@ -401,6 +414,7 @@ mod tests {
             dropped: 0,
             completed_stage: 0,
             series,
+            send_lag: None,
         }
     }
 

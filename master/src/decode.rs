@@ -43,6 +43,8 @@ pub struct Report {
     /// The latest `requests` stage this worker has sent in full.
     pub completed_stage: u32,
     pub series: Vec<Series>,
+    /// Open model: how late each sent arrival's request started (µs).
+    pub send_lag: Option<Latencies>,
 }
 
 impl Report {
@@ -71,6 +73,8 @@ pub enum DecodeError {
     CountMismatch { index: usize, count: u64, held: u64 },
     #[error("more than {MAX_REQUESTS} requests (or dropped arrivals) in one report")]
     AbsurdCount,
+    #[error("send-lag histogram does not decode: {0}")]
+    SendLag(String),
     #[error("interval end {0} ms is past any possible run")]
     AbsurdTime(u64),
 }
@@ -110,6 +114,17 @@ pub fn decode_with(decoder: &mut Decoder, report: pb::Report) -> Result<Report, 
         .enumerate()
         .map(|(index, s)| decode_series(decoder, index, s))
         .collect::<Result<_, _>>()?;
+    let send_lag = if report.send_lag.is_empty() {
+        None
+    } else {
+        let lag = decoder
+            .decode(&report.send_lag)
+            .map_err(|e| DecodeError::SendLag(e.to_string()))?;
+        if lag.len() > MAX_REQUESTS {
+            return Err(DecodeError::AbsurdCount);
+        }
+        Some(lag)
+    };
     Ok(Report {
         run_id: report.run_id,
         worker_id: report.worker_id,
@@ -121,6 +136,7 @@ pub fn decode_with(decoder: &mut Decoder, report: pb::Report) -> Result<Report, 
         dropped: report.dropped,
         completed_stage: report.completed_stage,
         series,
+        send_lag,
     })
 }
 

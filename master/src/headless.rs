@@ -125,6 +125,13 @@ impl<W: Write + Send> View for Headless<W> {
                 summary.dropped
             );
         }
+        if let Some(lag) = &summary.send_lag_ms {
+            let _ = writeln!(
+                self.out,
+                "  send lag (actual - intended start) of {} arrivals: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                lag.count, lag.ms.p50, lag.ms.p99, lag.ms.max
+            );
+        }
         for t in &summary.thresholds {
             let _ = writeln!(self.out, "  threshold {t}");
         }

@@ -439,6 +439,7 @@ mod tests {
             by_request: Vec::new(),
             capacity: None,
             cost: None,
+            send_lag_ms: None,
         };
         m.finish(&summary);
         assert!(m.encode().contains("stampede_run_finished 1\n"));

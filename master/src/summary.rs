@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregator, SeriesPoint};
@@ -49,6 +50,9 @@ pub struct Summary {
     /// Cost per request and fleet sizes, when `[cost]` was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::CostReport>,
+    /// Open model: the generator's own send-time error (actual start − intended), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_ms: Option<SendLag>,
 }
 
 /// One request of the scenario, as served by one arch.
@@ -115,6 +119,35 @@ pub struct Latency {
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+}
+
+impl Latency {
+    /// The figures of a histogram of microseconds, in milliseconds; all 0 when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// Open model: how late the generator started each arrival's request after it was due.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SendLag {
+    /// Arrivals sent.
+    pub count: u64,
+    #[serde(flatten)]
+    pub ms: Latency,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -193,16 +226,7 @@ impl Results {
             failures_by,
             ratio_5xx: t.ratio_5xx(),
             error_ratio: t.error_ratio(),
-            latency_ms: Latency {
-                min: t.min_ms(),
-                mean: t.mean_ms(),
-                p50: t.quantile_ms(0.5),
-                p90: t.quantile_ms(0.9),
-                p95: t.quantile_ms(0.95),
-                p99: t.quantile_ms(0.99),
-                p999: t.quantile_ms(0.999),
-                max: t.max_ms(),
-            },
+            latency_ms: Latency::of(&t.latency),
             hdr: with_hdr.then(|| encode_hdr(t)),
         }
     }
@@ -285,6 +309,10 @@ impl Summary {
             by_request,
             capacity: None,
             cost: None,
+            send_lag_ms: agg.send_lag().map(|h| SendLag {
+                count: h.len(),
+                ms: Latency::of(h),
+            }),
         }
     }
 

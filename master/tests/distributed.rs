@@ -49,6 +49,10 @@ fn assert_matches_servers(s: &Value, arm: &TestServer, amd: &TestServer) {
     );
     assert_eq!(s["schema"], "stampede.summary.v1");
     assert_eq!(s["totals"]["requests"], arm_n + amd_n);
+    assert!(
+        s.get("send_lag_ms").is_none(),
+        "no arrival schedule in a closed-model run"
+    );
     assert_eq!(s["totals"]["status"]["5xx"], arm_5 + amd_5);
     assert_eq!(s["totals"]["status"]["2xx"], arm_n + amd_n - arm_5 - amd_5);
     for kind in ["connect", "reset", "timeout", "other"] {

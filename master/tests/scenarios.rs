@@ -191,6 +191,9 @@ max_in_flight = 500
     let total = arm_n + amd_n;
     assert_eq!(s["totals"]["requests"], total, "every request counted once");
     assert_eq!(s["dropped"], 0, "the bound was never reached");
+    // Every arrival sent has its send-time error in the summary.
+    assert_eq!(s["send_lag_ms"]["count"], total, "{}", s["send_lag_ms"]);
+    assert!(s["send_lag_ms"]["p99"].as_f64().unwrap() >= 0.0);
     // The rate the servers saw, first to last arrival.
     let mut arrivals: Vec<SystemTime> = arm
         .counts
@@ -216,8 +219,8 @@ max_in_flight = 500
     let p = heavy as f64 / total as f64;
     let sigma = (0.25f64 * 0.75 / total as f64).sqrt();
     eprintln!(
-        "open model: {rate:.1} req/s over {span:.2} s (the server's arrivals), arm share {arm_share:.4}, heavy share {p:.4} (sigma {sigma:.4}), dropped {}",
-        s["dropped"]
+        "open model: {rate:.1} req/s over {span:.2} s (the server's arrivals), arm share {arm_share:.4}, heavy share {p:.4} (sigma {sigma:.4}), dropped {}, send lag p99 {} ms",
+        s["dropped"], s["send_lag_ms"]["p99"]
     );
     assert!(
         (p - 0.25).abs() < 5.0 * sigma,

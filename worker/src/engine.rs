@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use stampede_proto::{Arrivals, LoadModel, RunConfig};
 use tokio::runtime::{self, Handle};
 use tokio::sync::{Semaphore, oneshot, watch};
@@ -352,6 +353,25 @@ impl Engine {
             .iter()
             .map(|t| record::lock(&t.shard).take_dropped())
             .sum()
+    }
+
+    /// The open model's send lags (µs) of every thread since the last call; `None` if no
+    /// arrival was sent.
+    pub fn take_send_lag(&self) -> Option<Histogram<u64>> {
+        let mut merged: Option<Histogram<u64>> = None;
+        for t in &self.threads {
+            let Some(h) = record::lock(&t.shard).take_send_lag() else {
+                continue;
+            };
+            match merged.as_mut() {
+                // Same bounds on both sides, so adding cannot fail.
+                Some(m) => {
+                    let _ = m.add(&h);
+                }
+                None => merged = Some(h),
+            }
+        }
+        merged
     }
 
     /// Takes what every thread recorded since the last call, one map per thread.

@@ -120,6 +120,10 @@ impl Schedule {
         self.tracker.spawn(async move {
             let mut client = take(&pool);
             let origin = due.into_std();
+            // The generator's own error: how late this arrival's request starts.
+            let lag = origin.elapsed();
+            record::lock(&shard)
+                .record_send_lag(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX));
             tokio::select! {
                 // Abandoned at the stop timeout: not recorded, and its connection is dropped.
                 () = abort.cancelled() => return,

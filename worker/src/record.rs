@@ -98,6 +98,8 @@ pub struct Shard {
     last: usize,
     /// Open-model arrivals that found no free slot since the last `take_dropped`.
     dropped: u64,
+    /// Open-model send lag (µs) since the last `take_send_lag`; made on the first arrival.
+    send_lag: Option<Histogram<u64>>,
     /// Arch labels seen in responses; kept across intervals so the bound holds for the run.
     labels: Vec<Arc<str>>,
     other: Arc<str>,
@@ -116,6 +118,7 @@ impl Shard {
             slots: Vec::new(),
             last: 0,
             dropped: 0,
+            send_lag: None,
             labels: Vec::new(),
             other: Arc::from(OTHER_ARCH),
         }
@@ -183,6 +186,18 @@ impl Shard {
     /// Counts an open-model arrival that was not sent: the in-flight bound was reached.
     pub fn drop_arrival(&mut self) {
         self.dropped += 1;
+    }
+
+    /// Records how late an open-model arrival's request started after it was due.
+    pub fn record_send_lag(&mut self, lag_us: u64) {
+        self.send_lag
+            .get_or_insert_with(new_histogram)
+            .saturating_record(lag_us);
+    }
+
+    /// Takes the send lags recorded since the last call.
+    pub fn take_send_lag(&mut self) -> Option<Histogram<u64>> {
+        self.send_lag.take()
     }
 
     /// Takes the dropped-arrival count, leaving zero.

@@ -15,6 +15,8 @@ pub enum ReportError {
     Merge { key: Key, reason: String },
     #[error("cannot serialize the histogram for {key:?}: {reason}")]
     Serialize { key: Key, reason: String },
+    #[error("cannot serialize the send-lag histogram: {0}")]
+    SendLag(String),
     #[error("cannot decode a histogram: {0}")]
     Decode(String),
 }
@@ -68,6 +70,15 @@ pub fn to_series(merged: Histograms) -> Result<Vec<Series>, ReportError> {
             })
         })
         .collect()
+}
+
+/// Serializes the send-lag histogram the way series carry theirs (V2 + deflate).
+pub fn encode_send_lag(hist: &Histogram<u64>) -> Result<Vec<u8>, ReportError> {
+    let mut out = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(hist, &mut out)
+        .map_err(|e| ReportError::SendLag(format!("{e:?}")))?;
+    Ok(out)
 }
 
 /// Decodes a serialized histogram (V2, with or without deflate).

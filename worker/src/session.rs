@@ -437,6 +437,10 @@ impl<'a> Session<'a> {
         // Asked before the shards are taken, so every request of a completed stage is in them.
         let completed_stage = engine.completed_stage();
         let series = report::to_series(report::merge(engine.take_shards())?)?;
+        let send_lag = match engine.take_send_lag() {
+            Some(h) => report::encode_send_lag(&h)?,
+            None => Vec::new(),
+        };
         if link.is_none() && series.is_empty() && !is_final {
             return Ok(());
         }
@@ -453,6 +457,7 @@ impl<'a> Session<'a> {
             series,
             dropped: engine.take_dropped(),
             completed_stage,
+            send_lag,
         };
         run.last_end_ms = end_ms;
         run.remember(report.clone());

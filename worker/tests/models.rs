@@ -101,6 +101,21 @@ async fn a_stall_shows_in_open_model_latency_and_hides_from_the_closed_model() {
         ms(p99)
     );
     assert!(ms(p50) < 200.0, "p50 {:.1} ms", ms(p50));
+    // The worker itself kept the schedule through the stall: every sent arrival has a send
+    // lag, and none of them comes near the stall that the latency shows.
+    let lag = engine.take_send_lag().expect("arrivals were sent");
+    eprintln!(
+        "open model send lag: {} arrivals, p99 {:.2} ms, max {:.2} ms",
+        lag.len(),
+        ms(lag.value_at_quantile(0.99)),
+        ms(lag.max())
+    );
+    assert_eq!(lag.len(), served, "one send lag per request sent");
+    assert!(
+        ms(lag.value_at_quantile(0.99)) < 100.0,
+        "send lag p99 {:.1} ms",
+        ms(lag.value_at_quantile(0.99))
+    );
 
     // Closed model, same server behaviour: 4 users, 5 ms think time. Only the 4 requests in
     // flight wait out the stall; the users send nothing meanwhile, so the stall is one request

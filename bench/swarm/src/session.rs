@@ -177,6 +177,7 @@ fn next_report(
         series: payloads.series(r.targets, index + r.seq as usize),
         dropped: 0,
         completed_stage: 0,
+        send_lag: Vec::new(),
     };
     r.last_end_ms = end_ms;
     report
