@@ -32,8 +32,8 @@ served() { # requests the server answered on /runtime, from its own /metrics
         awk '/^stampede_workload_requests_total/ && /route="\/runtime"/ {n += $NF} END {print n + 0}'
 }
 
-printf '%-8s %10s %10s %10s %10s %9s %9s %8s %8s %8s\n' target summary steady server \
-    "err(sum)" "err(std)" "err(srv)" dropped p50_ms p99_ms
+printf '%-8s %10s %10s %10s %10s %9s %9s %8s %8s %8s %9s %9s\n' target summary steady server \
+    "err(sum)" "err(std)" "err(srv)" dropped p50_ms p99_ms lag_p99ms lag_max
 for rate in $RATES; do
     scenario=$WORK/open-$rate.toml
     cat >"$scenario" <<TOML
@@ -73,8 +73,10 @@ steady = [p["rps"] for p in s["series"]][1:-1]
 steady_rps = statistics.median(steady) if steady else float("nan")
 err = lambda v: f"{100 * (v - rate) / rate:+.2f}%"
 lat = s["totals"]["latency_ms"]
+# The worker's own send-time error: when each arrival's request started, minus when it was due.
+lag = s.get("send_lag_ms") or {"p99": float("nan"), "max": float("nan")}
 print(f"{rate:<8.0f} {total / d:10.1f} {steady_rps:10.1f} {server / d:10.1f} "
       f"{err(total / d):>10} {err(steady_rps):>9} {err(server / d):>9} {s['dropped']:8d} "
-      f"{lat['p50']:8.2f} {lat['p99']:8.2f}")
+      f"{lat['p50']:8.2f} {lat['p99']:8.2f} {lag['p99']:9.3f} {lag['max']:9.3f}")
 PY
 done

@@ -64,6 +64,12 @@ pub struct Step {
     /// When the level was set and when it was decided, seconds since the run started.
     pub started_s: f64,
     pub ended_s: f64,
+    /// The span the figures below were measured over (the intervals after the level settled),
+    /// seconds since the run started: what to compare with the targets' own metrics.
+    #[serde(default)]
+    pub measured_from_s: f64,
+    #[serde(default)]
+    pub measured_to_s: f64,
     /// Throughput over the measured intervals.
     pub rps: f64,
     /// Throughput of answers that were neither 5XX nor a transport error.
@@ -333,6 +339,8 @@ impl Search {
             phase,
             started_s: self.started_s,
             ended_s: now,
+            measured_from_s: self.measured.first().map_or(now, |m| m.end_s - m.length_s),
+            measured_to_s: self.measured.last().map_or(now, |m| m.end_s),
             rps: if seconds > 0.0 {
                 requests as f64 / seconds
             } else {
