@@ -9,8 +9,8 @@ use std::io;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use hyper::Method;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, TRANSFER_ENCODING};
+use ::http::Method;
+use ::http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, TRANSFER_ENCODING};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

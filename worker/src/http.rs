@@ -6,8 +6,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::header::HOST;
-use hyper::{Method, StatusCode, Uri};
+use ::http::header::HOST;
+use ::http::{Method, StatusCode, Uri};
 use tracing::debug;
 
 use crate::h1::{self, Conn, Value};
@@ -184,7 +184,7 @@ impl Client {
 struct Hop<'a> {
     wire: &'a [u8],
     method: &'a Method,
-    arch_header: &'a hyper::header::HeaderName,
+    arch_header: &'a ::http::header::HeaderName,
     connect_timeout: Option<Duration>,
 }
 
@@ -315,7 +315,7 @@ fn remove_dot_segments(path_and_query: &str) -> String {
     result
 }
 
-fn origin_form(path_and_query: &str) -> Result<Uri, hyper::http::uri::InvalidUri> {
+fn origin_form(path_and_query: &str) -> Result<Uri, ::http::uri::InvalidUri> {
     path_and_query.parse()
 }
 

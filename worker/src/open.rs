@@ -20,6 +20,7 @@ use crate::http::Client;
 use crate::plan::Plan;
 use crate::quota::{Claim, QuotaView};
 use crate::record::{self, SharedShard};
+use crate::timer::ArrivalTimer;
 
 /// Idle keep-alive connections, per engine thread and target: an arrival borrows one (or opens
 /// one) and gives it back, so connections are reused the way a pool would.
@@ -53,6 +54,7 @@ impl Schedule {
         // Where the next gap is counted from: the last arrival that was due (so the spacing
         // holds whatever the rate does), or the start of the schedule.
         let mut anchor: Option<Instant> = None;
+        let mut timer = ArrivalTimer::new();
         loop {
             let rate = *self.rate.borrow_and_update();
             if rate.is_nan() || rate <= 0.0 {
@@ -77,7 +79,7 @@ impl Schedule {
                         anchor = Some(Instant::now());
                     }
                 }
-                () = tokio::time::sleep_until(due) => {
+                () = timer.sleep_until(due) => {
                     if self.arrive(due, &mut rng) {
                         anchor = Some(due);
                     } else {

@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Uri};
+use ::http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
+use ::http::{Method, Uri};
 use stampede_proto::{ConnectionMode, LoadModel, RunConfig};
 
 use crate::EngineError;
@@ -36,7 +36,7 @@ pub(crate) struct Dest {
 
 impl Dest {
     /// The destination of an `http://` URI's authority.
-    pub(crate) fn from_authority(authority: &hyper::http::uri::Authority) -> Result<Self, String> {
+    pub(crate) fn from_authority(authority: &::http::uri::Authority) -> Result<Self, String> {
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -184,7 +184,7 @@ fn parse_base(name: &str, url: &str) -> Result<(Dest, String), EngineError> {
     };
     let uri: Uri = url
         .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
+        .map_err(|e: ::http::uri::InvalidUri| bad(e.to_string()))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some(s) if s.eq_ignore_ascii_case("https") => {
@@ -315,7 +315,7 @@ fn join_path(base: &str, path: &str) -> Result<Uri, String> {
     };
     let uri: Uri = joined
         .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
+        .map_err(|e: ::http::uri::InvalidUri| e.to_string())?;
     if uri.scheme().is_some() || uri.authority().is_some() {
         return Err("the path must not name a scheme or host".into());
     }
