@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use bytes::Bytes;
 use ::http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, Uri};
+use bytes::Bytes;
 use stampede_proto::{ConnectionMode, LoadModel, RunConfig};
 
 use crate::EngineError;

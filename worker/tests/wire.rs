@@ -46,6 +46,25 @@ fn all_answered(recorded: &Histograms, server: &TestServer) -> u64 {
     n
 }
 
+/// One user against `server`: every request answered, each on a connection of its own.
+async fn a_connection_per_request(server: &TestServer, config: RunConfig) {
+    let recorded = one_user(config).await;
+    let n = all_answered(&recorded, server);
+    assert_eq!(server.counts.accepted(), n, "a new connection per request");
+}
+
+/// One user against `server`: every request answered, all on one kept-alive connection.
+async fn one_connection(server: &TestServer, config: RunConfig) -> Histograms {
+    let recorded = one_user(config).await;
+    let n = all_answered(&recorded, server);
+    assert_eq!(
+        server.counts.accepted(),
+        1,
+        "one connection for {n} requests"
+    );
+    recorded
+}
+
 /// A keep-alive server answering every request on a connection with `parts`, written one by
 /// one with `gap` between them.
 async fn keep_alive_server(parts: &'static [&'static [u8]], gap: Duration) -> TestServer {
@@ -99,17 +118,11 @@ async fn chunked_bodies_arriving_in_pieces_keep_the_connection() {
         Duration::from_millis(1),
     )
     .await;
-    let recorded = one_user(config(&server)).await;
-    let n = all_answered(&recorded, &server);
+    let recorded = one_connection(&server, config(&server)).await;
     // The arch header of the response, not the declared one.
     assert_eq!(
         by_outcome_arch(&recorded)[&(Outcome::Status2xx, "arm64".into())],
-        n
-    );
-    assert_eq!(
-        server.counts.accepted(),
-        1,
-        "one connection for {n} requests"
+        total(&recorded)
     );
 }
 
@@ -123,12 +136,10 @@ async fn latency_runs_to_the_last_byte_of_the_body() {
         Duration::from_millis(30),
     )
     .await;
-    let recorded = one_user(config(&server)).await;
-    all_answered(&recorded, &server);
+    let recorded = one_connection(&server, config(&server)).await;
     for h in recorded.values() {
         assert!(h.min() >= 30_000, "min latency {} µs", h.min());
     }
-    assert_eq!(server.counts.accepted(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,9 +153,7 @@ async fn interim_responses_are_skipped() {
         Duration::from_millis(1),
     )
     .await;
-    let recorded = one_user(config(&server)).await;
-    all_answered(&recorded, &server);
-    assert_eq!(server.counts.accepted(), 1);
+    one_connection(&server, config(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,26 +165,20 @@ async fn a_head_response_has_no_body_whatever_its_length_says() {
     .await;
     let mut config = config(&server);
     config.requests[0].method = "HEAD".into();
-    let recorded = one_user(config).await;
-    all_answered(&recorded, &server);
-    assert_eq!(server.counts.accepted(), 1);
+    one_connection(&server, config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_1_0_closes_unless_kept_alive() {
     let server = one_shot_server(&[b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok"], false).await;
-    let recorded = one_user(config(&server)).await;
-    let n = all_answered(&recorded, &server);
-    assert_eq!(server.counts.accepted(), n, "a new connection per request");
+    a_connection_per_request(&server, config(&server)).await;
 
     let kept = keep_alive_server(
         &[b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok"],
         Duration::ZERO,
     )
     .await;
-    let recorded = one_user(config(&kept)).await;
-    all_answered(&recorded, &kept);
-    assert_eq!(kept.counts.accepted(), 1);
+    one_connection(&kept, config(&kept)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,17 +188,13 @@ async fn connection_close_is_honoured() {
         false,
     )
     .await;
-    let recorded = one_user(config(&server)).await;
-    let n = all_answered(&recorded, &server);
-    assert_eq!(server.counts.accepted(), n);
+    a_connection_per_request(&server, config(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_without_length_runs_to_the_close() {
     let server = one_shot_server(&[b"HTTP/1.1 200 OK\r\n\r\n", b"all of it"], true).await;
-    let recorded = one_user(config(&server)).await;
-    let n = all_answered(&recorded, &server);
-    assert_eq!(server.counts.accepted(), n);
+    a_connection_per_request(&server, config(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,9 +206,7 @@ async fn bytes_past_the_response_retire_the_connection() {
         false,
     )
     .await;
-    let recorded = one_user(config(&server)).await;
-    let n = all_answered(&recorded, &server);
-    assert_eq!(server.counts.accepted(), n);
+    a_connection_per_request(&server, config(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,9 +220,7 @@ async fn a_server_closing_idle_connections_costs_no_request() {
         a_us: 50_000,
         ..Default::default()
     });
-    let recorded = one_user(config).await;
-    let n = all_answered(&recorded, &server);
-    assert_eq!(server.counts.accepted(), n);
+    a_connection_per_request(&server, config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
