@@ -36,13 +36,7 @@ fn config(server: &TestServer) -> RunConfig {
 fn all_answered(recorded: &Histograms, server: &TestServer) -> u64 {
     let n = total(recorded);
     assert!(n >= 5, "only {n} requests in 400 ms");
-    assert_eq!(
-        count_outcome(recorded, Outcome::Status2xx),
-        n,
-        "{:?}",
-        by_outcome_arch(recorded)
-    );
-    assert_eq!(n, server.counts.served());
+    assert_all_2xx(recorded, server.counts.served());
     n
 }
 
@@ -207,20 +201,6 @@ async fn bytes_past_the_response_retire_the_connection() {
     )
     .await;
     a_connection_per_request(&server, config(&server)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_closing_idle_connections_costs_no_request() {
-    // The server closes each connection 20 ms after answering; the user thinks 50 ms, so every
-    // reuse finds the connection closed and must reconnect without recording an error.
-    let server = closing_server("amd64").await;
-    let mut config = config(&server);
-    config.wait = Some(stampede_worker::proto::Wait {
-        kind: stampede_worker::proto::WaitKind::Constant as i32,
-        a_us: 50_000,
-        ..Default::default()
-    });
-    a_connection_per_request(&server, config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

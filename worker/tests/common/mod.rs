@@ -288,6 +288,17 @@ pub fn by_outcome_arch(h: &Histograms) -> HashMap<(Outcome, String), u64> {
     out
 }
 
+/// Every request recorded was a 2xx, and exactly as many were recorded as the server served.
+pub fn assert_all_2xx(recorded: &Histograms, served: u64) {
+    assert_eq!(
+        count_outcome(recorded, Outcome::Status2xx),
+        served,
+        "{:?}",
+        by_outcome_arch(recorded)
+    );
+    assert_eq!(total(recorded), served);
+}
+
 /// Requests recorded with one outcome.
 pub fn count_outcome(h: &Histograms, outcome: Outcome) -> u64 {
     h.iter()
