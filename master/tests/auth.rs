@@ -56,22 +56,7 @@ fn a_wrong_token_is_refused_while_the_run_proceeds_with_the_right_one() {
     let server = counting_server();
     let s = one_server_scenario(dir.path(), &server, 4, "3s");
     let summary = dir.path().join("summary.json");
-    let mut master = start_master(
-        &[
-            "run",
-            &s,
-            "--headless",
-            "--expect-workers",
-            "1",
-            "--bind",
-            "127.0.0.1:0",
-            "--summary",
-            summary.to_str().unwrap(),
-            "--token",
-            TOKEN,
-        ],
-        dir.path(),
-    );
+    let mut master = start_run(&s, 1, &summary, &["--token", TOKEN], dir.path());
     let master_url = format!("http://{}", master.addr);
     for bad in [&["--token", "not-the-token"][..], &["--insecure"][..]] {
         let out = Command::new(worker_bin())
@@ -124,21 +109,7 @@ fn insecure_is_loud_and_admits_workers_without_a_token() {
     let server = counting_server();
     let s = one_server_scenario(dir.path(), &server, 2, "2s");
     let summary = dir.path().join("summary.json");
-    let mut master = start_master(
-        &[
-            "run",
-            &s,
-            "--headless",
-            "--expect-workers",
-            "1",
-            "--bind",
-            "127.0.0.1:0",
-            "--summary",
-            summary.to_str().unwrap(),
-            "--insecure",
-        ],
-        dir.path(),
-    );
+    let mut master = start_run(&s, 1, &summary, &["--insecure"], dir.path());
     let mut worker = start_worker(master.addr, "w", &["--insecure"]);
     let code = wait_exit(&mut master.child, Duration::from_secs(60));
     let log = master.log.lock().unwrap().join("\n");

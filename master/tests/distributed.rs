@@ -109,22 +109,11 @@ fn remote_worker_processes_count_exactly_what_the_servers_served() {
     )
     .unwrap();
     let summary = dir.path().join("summary.json");
-    let mut master = start_master(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--headless",
-            "--expect-workers",
-            "2",
-            "--bind",
-            "127.0.0.1:0",
-            "--summary",
-            summary.to_str().unwrap(),
-            "--token",
-            "s3cret",
-            "--status-every",
-            "1s",
-        ],
+    let mut master = start_run(
+        scenario.to_str().unwrap(),
+        2,
+        &summary,
+        &["--token", "s3cret", "--status-every", "1s"],
         dir.path(),
     );
     let mut w1 = start_worker(master.addr, "w1", &["--token", "s3cret"]);

@@ -300,17 +300,11 @@ fn metrics_parse_and_end_equal_to_the_summary_and_the_servers() {
     )
     .unwrap();
     let summary_path = dir.path().join("summary.json");
-    let mut master = start_master(
+    let mut master = start_run(
+        scenario.to_str().unwrap(),
+        2,
+        &summary_path,
         &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--headless",
-            "--expect-workers",
-            "2",
-            "--bind",
-            "127.0.0.1:0",
-            "--summary",
-            summary_path.to_str().unwrap(),
             "--metrics-bind",
             "127.0.0.1:0",
             "--print-summary",

@@ -95,17 +95,11 @@ fn mutual_tls_admits_the_trusted_worker_and_refuses_the_others() {
     });
     let scenario = one_server_scenario(dir.path(), &server, 4, "3s");
     let summary = dir.path().join("summary.json");
-    let mut master = start_master(
+    let mut master = start_run(
+        &scenario,
+        1,
+        &summary,
         &[
-            "run",
-            &scenario,
-            "--headless",
-            "--expect-workers",
-            "1",
-            "--bind",
-            "127.0.0.1:0",
-            "--summary",
-            s(&summary),
             "--token",
             TOKEN,
             "--tls-cert",

@@ -296,6 +296,32 @@ impl Drop for MasterProcess {
     }
 }
 
+/// Starts a headless run of `scenario` on an ephemeral port that waits for `workers` workers
+/// and writes its summary to `summary`; `extra` flags follow.
+pub fn start_run(
+    scenario: &str,
+    workers: usize,
+    summary: &Path,
+    extra: &[&str],
+    dir: &Path,
+) -> MasterProcess {
+    let workers = workers.to_string();
+    let summary = summary.to_str().expect("a UTF-8 temp path");
+    let mut args = vec![
+        "run",
+        scenario,
+        "--headless",
+        "--expect-workers",
+        &workers,
+        "--bind",
+        "127.0.0.1:0",
+        "--summary",
+        summary,
+    ];
+    args.extend_from_slice(extra);
+    start_master(&args, dir)
+}
+
 /// Starts `stampede-master` with `args` and waits until it says where it listens.
 pub fn start_master(args: &[&str], dir: &Path) -> MasterProcess {
     let mut child = Command::new(master_bin())
