@@ -132,21 +132,25 @@ fn stats_row(
             0.0
         }
     };
-    let mut row = vec![
-        method.to_owned(),
-        name.to_owned(),
-        r.requests.to_string(),
-        r.failures.to_string(),
+    let mut row = vec![method.to_owned(), name.to_owned()];
+    row.extend(totals(r.requests, r.failures, h));
+    row.extend([float(per_s(r.requests)), float(per_s(r.failures))]);
+    row.extend(percentiles(h, r.requests));
+    row
+}
+
+/// Locust's totals columns: requests, failures, median, average, min and max response time
+/// (ms), and the average content size (not measured: 0).
+fn totals(requests: u64, failures: u64, h: Option<&Histogram<u64>>) -> [String; 7] {
+    [
+        requests.to_string(),
+        failures.to_string(),
         ms_int(h.map(|h| h.value_at_quantile(0.5))),
         float(h.map_or(0.0, |h| h.mean() / 1000.0)),
         float(h.map_or(0.0, |h| h.min() as f64 / 1000.0)),
         float(h.map_or(0.0, |h| h.max() as f64 / 1000.0)),
         "0".to_owned(),
-        float(per_s(r.requests)),
-        float(per_s(r.failures)),
-    ];
-    row.extend(percentiles(h, r.requests));
-    row
+    ]
 }
 
 /// Locust's percentile fields: whole milliseconds, `N/A` without requests.
@@ -260,15 +264,7 @@ fn history_row(
     ];
     row.extend(percentiles(now, requests));
     let h = run.hist.as_ref().filter(|h| !h.is_empty());
-    row.extend([
-        run.requests.to_string(),
-        run.failures.to_string(),
-        ms_int(h.map(|h| h.value_at_quantile(0.5))),
-        float(h.map_or(0.0, |h| h.mean() / 1000.0)),
-        float(h.map_or(0.0, |h| h.min() as f64 / 1000.0)),
-        float(h.map_or(0.0, |h| h.max() as f64 / 1000.0)),
-        "0".to_owned(),
-    ]);
+    row.extend(totals(run.requests, run.failures, h));
     row
 }
 
