@@ -396,6 +396,18 @@ mod tests {
         }
     }
 
+    /// A one-second interval ending at `t` that keeps any SLO: 100 requests, none bad, p99 10 ms.
+    fn good(t: f64) -> Interval {
+        Interval {
+            end_s: t,
+            length_s: 1.0,
+            requests: 100,
+            bad: 0,
+            p50_ms: 5.0,
+            p99_ms: 10.0,
+        }
+    }
+
     /// A server that keeps its SLO up to `capacity` (inclusive), serving 10 req/s per level.
     struct Fake {
         capacity: f64,
@@ -476,14 +488,6 @@ mod tests {
     #[test]
     fn settle_intervals_are_not_measured_and_one_bad_interval_is_not_a_breach() {
         let mut s = Search::new(rules(), 0.0);
-        let good = |t: f64| Interval {
-            end_s: t,
-            length_s: 1.0,
-            requests: 100,
-            bad: 0,
-            p50_ms: 5.0,
-            p99_ms: 10.0,
-        };
         let slow = |t: f64| Interval {
             p99_ms: 500.0,
             ..good(t)
@@ -527,14 +531,6 @@ mod tests {
     #[test]
     fn a_new_level_is_measured_from_when_it_was_set_not_from_the_intervals_end() {
         let mut s = Search::new(rules(), 0.0);
-        let good = |t: f64| Interval {
-            end_s: t,
-            length_s: 1.0,
-            requests: 100,
-            bad: 0,
-            p50_ms: 5.0,
-            p99_ms: 10.0,
-        };
         for t in 1..=4 {
             s.observe(&good(f64::from(t)), f64::from(t) + 1.5);
         }
