@@ -142,27 +142,11 @@ impl Tally {
         us_to_ms(self.latency.value_at_quantile(q))
     }
 
-    pub fn min_ms(&self) -> f64 {
-        if self.latency.is_empty() {
-            0.0
-        } else {
-            us_to_ms(self.latency.min())
-        }
-    }
-
     pub fn max_ms(&self) -> f64 {
         if self.latency.is_empty() {
             0.0
         } else {
             us_to_ms(self.latency.max())
-        }
-    }
-
-    pub fn mean_ms(&self) -> f64 {
-        if self.latency.is_empty() {
-            0.0
-        } else {
-            self.latency.mean() / 1000.0
         }
     }
 }
