@@ -1,18 +1,45 @@
 //! Summary cost (bench/summary.sh): builds the aggregate of a synthetic one-hour run (4 targets,
-//! 2 arches, 3,600 one-second intervals of realistic histograms), then times `Summary::build` and
-//! `Summary::write` and prints the file's size. Goal: under 1 s and 10 MB.
+//! 2 arches, 3,600 one-second intervals of realistic histograms), then times building the
+//! summary (`stats::summary`) and `Summary::write` and prints the file's size. Goal: under 1 s
+//! and 10 MB.
 
-use std::time::{Instant, SystemTime};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use stampede_master::aggregate::{Aggregator, TargetInfo};
-use stampede_master::decode::{Report, Series};
-use stampede_master::latencies::Latencies;
-use stampede_master::summary::{RunFacts, Summary};
-use stampede_master::tally::{Class, new_histogram};
+use stampede_master::scenario;
+use stampede_master::stats::{
+    self, Aggregator, Class, Latencies, Report, RunFacts, Series, TargetInfo,
+};
+use stampede_proto::hdr::new_histogram;
 
 const INTERVALS: u64 = 3600;
 const TARGETS: u32 = 4;
+/// The scenario the summary echoes: four targets, one request.
+const SCENARIO: &str = r#"
+name = "summary cost"
+run_time = "1h"
+[[target]]
+name = "target-0"
+url = "http://127.0.0.1:1"
+arch = "arm64"
+[[target]]
+name = "target-1"
+url = "http://127.0.0.1:2"
+arch = "amd64"
+[[target]]
+name = "target-2"
+url = "http://127.0.0.1:3"
+arch = "arm64"
+[[target]]
+name = "target-3"
+url = "http://127.0.0.1:4"
+arch = "amd64"
+[[request]]
+name = "get"
+[load]
+users = 500
+"#;
 
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
@@ -24,7 +51,7 @@ fn main() -> anyhow::Result<()> {
             arch: if i % 2 == 0 { "arm64" } else { "amd64" }.to_owned(),
         })
         .collect();
-    let mut agg = Aggregator::new("bench".into(), 1000, targets, vec!["get".into()]);
+    let mut agg = Aggregator::new("bench".into(), 1000, targets, 1);
     agg.worker_started("w", 0);
     // A few interval shapes (2xx around 20 ms, 5xx around 40 ms), reused across the hour.
     let shapes: Vec<(Latencies, Latencies)> = (0..8)
@@ -70,21 +97,23 @@ fn main() -> anyhow::Result<()> {
         agg.series().len()
     );
 
+    let scenario = scenario::parse(Path::new("summary-cost.toml"), SCENARIO, &[])?;
     let t0 = Instant::now();
-    let summary = Summary::build(
+    let summary = stats::summary(
         &agg,
         RunFacts {
-            name: "summary cost".into(),
-            scenario: serde_json::json!({}),
+            scenario: &scenario,
             started_at: SystemTime::now(),
             ended_at: SystemTime::now(),
-            duration_s: INTERVALS as f64,
+            duration: Duration::from_secs(INTERVALS),
             workers: Vec::new(),
+            capacity: None,
+            aborted: None,
         },
     );
     let build = t0.elapsed();
     let t1 = Instant::now();
-    summary.write(std::path::Path::new(&path))?;
+    summary.write(Path::new(&path))?;
     let write = t1.elapsed();
     let size = std::fs::metadata(&path)?.len();
     println!(

@@ -1,34 +1,28 @@
 //! The stampede master: loads a scenario, admits workers over gRPC, ramps users across them,
 //! merges their interval histograms exactly, shows the run and writes the JSON summary.
+//!
+//! # Map
+//!
+//! | folder | what lives there | may import |
+//! | --- | --- | --- |
+//! | [`app`] | the binary's edge: command line, carrying out a run and its outputs, the demo, local workers, signals, logs, exit codes | everything |
+//! | `run` | one run: the controller loop, the fleet of workers, the pacing (plan, ramps, capacity search), dispatch, the views' snapshots | `stats`, `wire`, `view`, `outcome`, `scenario` |
+//! | [`wire`] | the gRPC service: admission (token, TLS), worker streams as events, report decoding | `stats` |
+//! | [`stats`] | counting: tallies, report histograms, the exact aggregator and its series | `outcome`, `scenario` |
+//! | `view` | live views of one snapshot: terminal UI, headless printer, Prometheus metrics | `outcome`, `scenario` |
+//! | [`report`] | files from a summary: HTML, Locust CSV, HdrHistogram logs, the verdict in words | `outcome`, `scenario` |
+//! | [`outcome`] | the `stampede.summary.v1` schema in one place, and what is judged on it alone (thresholds, cost, comparison) | `scenario` |
+//! | [`scenario`] | the scenario file: model, layered loading, validation, threshold grammar, load plan, compilation for workers, `check`'s description | nothing |
+//!
+//! Imports run one way, down this table: views and reports read snapshots and summaries,
+//! never the controller; the summary's types are defined once, in `outcome`.
 #![forbid(unsafe_code)]
 
-pub mod aggregate;
-pub mod auth;
-pub mod capacity;
-pub mod check;
-pub mod cli;
-pub mod command;
-pub mod controller;
-pub mod cost;
-pub mod decode;
-pub mod demo;
-pub mod dispatch;
-pub mod hdr64;
-pub mod headless;
-pub mod latencies;
-pub mod local;
-pub mod metrics;
-pub mod plan;
-pub mod registry;
+pub mod app;
+pub mod outcome;
 pub mod report;
+mod run;
 pub mod scenario;
-pub mod server;
-pub mod shutdown;
-pub mod snapshot;
-pub mod summary;
-pub mod tally;
-pub mod thresholds;
-pub mod tls;
-pub mod tui;
-pub mod valid_load;
-pub mod view;
+pub mod stats;
+mod view;
+pub mod wire;

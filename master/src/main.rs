@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    stampede_master::cli::main()
+    stampede_master::app::main()
 }

@@ -13,7 +13,8 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use prost::Message;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use stampede_master::{decode, scenario};
+use stampede_master::scenario;
+use stampede_master::wire::decode;
 use stampede_proto as pb;
 
 fn iterations() -> usize {

@@ -185,7 +185,9 @@ fn a_killed_worker_costs_at_most_its_last_interval() {
         .find(|w| w.0 == "w2")
         .expect("w2 in the summary");
     assert!(w2_row.1.is_some(), "w2 left: {workers:?}");
-    assert!(w2_row.2.contains("stream"), "why w2 left: {workers:?}");
+    // What happened, in words; the transport's detail is in the log.
+    assert_eq!(w2_row.2, "connection lost", "why w2 left: {workers:?}");
+    assert!(log.contains("worker stream broke"), "{log}");
     assert!(log.contains("worker lost"), "{log}");
     let out = m.stdout.lock().unwrap().join("\n");
     assert!(

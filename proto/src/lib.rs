@@ -32,4 +32,13 @@ pub mod hdr {
     pub const HIGHEST_US: u64 = 3_600_000_000;
     /// Significant figures kept.
     pub const SIGFIG: u8 = 3;
+
+    /// An empty latency histogram with these bounds: the one constructor both sides use, so
+    /// every histogram of a run merges exactly with every other.
+    pub fn new_histogram() -> hdrhistogram::Histogram<u64> {
+        // The bounds are constants that satisfy hdrhistogram's preconditions (low >= 1,
+        // high >= 2 * low, sigfig <= 5), so this cannot fail.
+        hdrhistogram::Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG)
+            .unwrap_or_else(|_| unreachable!("constant histogram bounds are valid"))
+    }
 }

@@ -340,13 +340,6 @@ impl Engine {
         self.targets.len()
     }
 
-    /// Users currently running for one target.
-    pub fn target_users(&self, target: u32) -> u32 {
-        self.targets
-            .get(target as usize)
-            .map_or(0, |t| u32::try_from(t.users.len()).unwrap_or(u32::MAX))
-    }
-
     /// Open-model arrivals dropped (no free slot) since the last call.
     pub fn take_dropped(&self) -> u64 {
         self.threads

@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
-use stampede_proto::{Outcome, hdr};
+use stampede_proto::Outcome;
 
 /// Distinct arch labels taken from responses per shard; the header comes from the network, so a
 /// misbehaving server must not grow the map without bound.
@@ -41,12 +41,7 @@ pub type Histograms = HashMap<Key, Histogram<u64>>;
 pub type SharedShard = Arc<Mutex<Shard>>;
 
 /// An empty histogram with the bounds every stampede histogram uses.
-pub fn new_histogram() -> Histogram<u64> {
-    // The bounds are constants that satisfy new_with_bounds' preconditions (low >= 1,
-    // high >= 2 * low, sigfig <= 5), so this cannot fail.
-    Histogram::new_with_bounds(hdr::LOWEST_US, hdr::HIGHEST_US, hdr::SIGFIG)
-        .expect("the stampede_proto::hdr bounds are valid")
-}
+pub use stampede_proto::hdr::new_histogram;
 
 /// One request's measurement, as the user loop hands it over.
 #[derive(Debug, Clone, Copy)]

@@ -361,7 +361,8 @@ impl<'a> Session<'a> {
         if let Err(e) = engine.apply(load.stage, &levels) {
             warn!("cannot apply SetLoad: {e}");
         }
-        info!(
+        // Every ramp step brings one: chatter, not news.
+        debug!(
             epoch = load.epoch,
             stage = load.stage,
             users = engine.users_running(),

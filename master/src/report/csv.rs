@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 
 use super::{ReportError, histogram, with_suffix, write_atomically};
-use crate::summary::{Results, Summary};
-use crate::tally::new_histogram;
+use crate::outcome::{Results, Summary};
+use stampede_proto::hdr::new_histogram;
 
 /// Locust's percentile columns and the quantiles they stand for.
 pub const PERCENTILES: [(&str, f64); 11] = [

@@ -9,7 +9,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 
 use super::{ReportError, histogram, with_suffix, write_atomically};
-use crate::summary::Summary;
+use crate::outcome::Summary;
 
 /// Writes one log per arch; returns their paths.
 pub fn write_all(summary: &Summary, prefix: &Path) -> Result<Vec<PathBuf>, ReportError> {

@@ -1,6 +1,9 @@
-//! Reporters of one summary model: the JSON summary, the HTML report, Locust-format CSV and
-//! HdrHistogram interval logs are all written from a [`Summary`], during a run or later from
-//! its JSON (`stampede-master report`), so they always agree.
+//! Reporters of one summary model: the HTML report, Locust-format CSV and HdrHistogram
+//! interval logs are all written from a [`Summary`], during a run or later from its JSON
+//! (`stampede-master report`), so they always agree with it; the verdict in words is read from
+//! it too.
+//!
+//! May import: `outcome` only (and `scenario`, which it echoes).
 
 pub mod charts;
 pub mod csv;
@@ -8,11 +11,10 @@ pub mod hdrlog;
 pub mod html;
 pub mod verdict;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::hdr64::Hdr64Error;
-use crate::summary::Summary;
+use crate::outcome::hdr::Hdr64Error;
+use crate::outcome::{self, Summary};
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -36,27 +38,6 @@ pub trait Reporter {
     fn describe(&self) -> String;
     /// Writes its files; returns their paths.
     fn write(&self, summary: &Summary) -> Result<Vec<PathBuf>, ReportError>;
-}
-
-/// The JSON summary itself.
-pub struct JsonReporter {
-    pub path: PathBuf,
-}
-
-impl Reporter for JsonReporter {
-    fn describe(&self) -> String {
-        format!("JSON summary {}", self.path.display())
-    }
-
-    fn write(&self, summary: &Summary) -> Result<Vec<PathBuf>, ReportError> {
-        summary
-            .write(&self.path)
-            .map_err(|source| ReportError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        Ok(vec![self.path.clone()])
-    }
 }
 
 /// The self-contained HTML report.
@@ -130,39 +111,21 @@ pub fn reporters(html: Option<&Path>, csv: Option<&Path>) -> Vec<Box<dyn Reporte
 
 /// Reads a summary JSON file.
 pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Summary {
+    Summary::read(path).map_err(|message| ReportError::Summary {
         path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| ReportError::Summary {
-        path: path.to_owned(),
-        message: format!("not a stampede summary: {e}"),
+        message,
     })
 }
 
 /// `PREFIX` + `suffix`, next to the prefix (`out/run` + `_stats.csv` → `out/run_stats.csv`).
-pub fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
-    let mut name = prefix.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
+pub use outcome::with_suffix;
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
+    outcome::write_atomically(path, bytes).map_err(|source| ReportError::Io {
         path: path.to_owned(),
         source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = with_suffix(path, ".tmp");
-    {
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.flush().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// A histogram of the summary, decoded; `what` names it in errors.
@@ -172,7 +135,7 @@ pub(crate) fn histogram(
 ) -> Result<Option<hdrhistogram::Histogram<u64>>, ReportError> {
     text.filter(|t| !t.is_empty())
         .map(|t| {
-            crate::hdr64::decode(t).map_err(|source| ReportError::Histogram {
+            outcome::hdr::decode(t).map_err(|source| ReportError::Histogram {
                 what: what.to_owned(),
                 source,
             })

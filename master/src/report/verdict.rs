@@ -2,8 +2,8 @@
 //! sentences the studies end with ("arm64 sustains 1.3× the throughput of amd64 until 5XX
 //! exceed 1%", "43 arm64 nodes vs 56 amd64 nodes"), computed instead of eyeballed.
 
-use crate::capacity::{ArchCapacity, End};
-use crate::summary::Summary;
+use crate::outcome::Summary;
+use crate::outcome::{ArchCapacity, End};
 
 use super::charts::plain;
 
@@ -213,7 +213,7 @@ fn cost_sentences(s: &Summary) -> Vec<String> {
         let basis = if c
             .by_arch
             .values()
-            .all(|a| a.basis == crate::cost::Basis::Knee)
+            .all(|a| a.basis == crate::outcome::Basis::Knee)
         {
             "at the knee"
         } else {

@@ -183,7 +183,7 @@ impl CapacitySpec {
     }
 }
 
-impl super::Scenario {
+impl super::ScenarioFile {
     /// Whether this run searches capacity instead of following its plan.
     pub fn is_capacity_search(&self) -> bool {
         self.capacity.as_ref().is_some_and(|c| c.enabled)

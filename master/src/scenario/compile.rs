@@ -2,7 +2,8 @@
 
 use stampede_proto as pb;
 
-use super::model::{Arrivals, Connection, DEFAULT_MAX_IN_FLIGHT, Model, Request, Scenario, Wait};
+use super::model::{Arrivals, Connection, DEFAULT_MAX_IN_FLIGHT, Request, ScenarioFile, Wait};
+use super::{Load, Scenario};
 
 /// Header names whose values never leave the master in a summary or a log.
 const SECRET_HEADERS: &[&str] = &[
@@ -13,7 +14,22 @@ const SECRET_HEADERS: &[&str] = &[
 ];
 
 /// The compiled scenario for the workers of run `run_id`.
-pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
+pub fn compile(scenario: &Scenario, run_id: &str) -> pb::RunConfig {
+    let s = &scenario.file;
+    let (model, wait, arrivals, max_in_flight) = match &scenario.load {
+        // The closed model has no arrivals; the defaults keep the message as it always was.
+        Load::Closed { wait, .. } => (
+            pb::LoadModel::Closed,
+            wait.clone(),
+            Arrivals::default(),
+            DEFAULT_MAX_IN_FLIGHT,
+        ),
+        Load::Open {
+            arrivals,
+            max_in_flight,
+            ..
+        } => (pb::LoadModel::Open, Wait::None, *arrivals, *max_in_flight),
+    };
     pb::RunConfig {
         run_id: run_id.to_owned(),
         report_interval_ms: millis(s.report_interval),
@@ -29,11 +45,8 @@ pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
             })
             .collect(),
         requests: s.requests.iter().map(|r| compile_request(s, r)).collect(),
-        wait: Some(compile_wait(s.load.wait.as_ref().unwrap_or(&Wait::None))),
-        model: match s.load.model {
-            Model::Closed => pb::LoadModel::Closed,
-            Model::Open => pb::LoadModel::Open,
-        } as i32,
+        wait: Some(compile_wait(&wait)),
+        model: model as i32,
         connection: match s.load.connection {
             Connection::PerUser => pb::ConnectionMode::PerUser,
             Connection::Shared => pb::ConnectionMode::Shared,
@@ -41,8 +54,8 @@ pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
         } as i32,
         max_redirects: s.max_redirects,
         connect_timeout_ms: millis(s.connect_timeout).max(1),
-        max_in_flight: s.load.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
-        arrivals: match s.load.arrivals.unwrap_or_default() {
+        max_in_flight,
+        arrivals: match arrivals {
             Arrivals::Poisson => pb::Arrivals::Poisson,
             Arrivals::Uniform => pb::Arrivals::Uniform,
         } as i32,
@@ -50,7 +63,7 @@ pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
     }
 }
 
-fn compile_request(s: &Scenario, r: &Request) -> pb::Request {
+fn compile_request(s: &ScenarioFile, r: &Request) -> pb::Request {
     let mut headers: Vec<pb::Header> = r
         .headers
         .iter()
@@ -139,7 +152,7 @@ fn micros(d: std::time::Duration) -> u64 {
 }
 
 /// The scenario as run, for the summary, with secret header values replaced.
-pub fn redacted(s: &Scenario) -> serde_json::Value {
+pub fn redacted(s: &ScenarioFile) -> serde_json::Value {
     let mut s = s.clone();
     for r in &mut s.requests {
         for (name, value) in &mut r.headers {

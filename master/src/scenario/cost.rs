@@ -106,7 +106,7 @@ users = 1
     fn prices_load_and_bad_ones_name_the_key() {
         let s = load("[cost]\ntarget_rps = 500\n[cost.arch.arm64]\nprice_per_node_hour = 0.1\n")
             .unwrap();
-        let c = s.cost.unwrap();
+        let c = s.file.cost.unwrap();
         assert_eq!(c.target_rps, Some(500.0));
         assert_eq!(c.arch["arm64"].nodes, 1);
         for (text, key) in [

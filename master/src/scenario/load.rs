@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use config::{Config, ConfigError, Environment, File, FileFormat};
 
-use super::Scenario;
 use super::validate::validate;
+use super::{Scenario, ScenarioFile};
 
 /// Prefix of environment overrides: `STAMPEDE__LOAD__USERS=200` sets `load.users`.
 const ENV_PREFIX: &str = "STAMPEDE";
@@ -82,7 +82,7 @@ pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Scenario, 
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    let scenario: Scenario = serde_path_to_error::deserialize(config.cache).map_err(|e| {
+    let file: ScenarioFile = serde_path_to_error::deserialize(config.cache).map_err(|e| {
         let (key, message) = describe(&e.path().to_string(), e.inner());
         ScenarioError::Value {
             path: path.to_owned(),
@@ -91,13 +91,14 @@ pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Scenario, 
             message,
         }
     })?;
-    validate(&scenario).map_err(|(key, message)| ScenarioError::Value {
+    let at_key = |(key, message): (String, String)| ScenarioError::Value {
         path: path.to_owned(),
         position: locate(text, &key),
         key,
         message,
-    })?;
-    Ok(scenario)
+    };
+    validate(&file).map_err(at_key)?;
+    Scenario::parse(file).map_err(at_key)
 }
 
 /// Parses once with `toml` alone, because it reports line and column and `config` does not.
@@ -252,7 +253,7 @@ users = 4
 
     #[test]
     fn minimal_scenario_loads_with_defaults() {
-        let s = parse(Path::new("m.toml"), MINIMAL, &[]).unwrap();
+        let s = parse(Path::new("m.toml"), MINIMAL, &[]).unwrap().file;
         assert_eq!(s.name, "t");
         assert_eq!(s.arch_header, "x-arch");
         assert_eq!(s.targets[0].weight, 1);
@@ -267,7 +268,8 @@ users = 4
             MINIMAL,
             &["load.users=9".into(), "run_time=1m".into()],
         )
-        .unwrap();
+        .unwrap()
+        .file;
         assert_eq!(s.load.users, Some(9));
         assert_eq!(s.run_time, Some(std::time::Duration::from_secs(60)));
     }

@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// One scenario file, resolved (file, then environment, then flags).
+/// One scenario file, resolved (file, then environment, then flags), as written: what outputs
+/// show. What the run uses is parsed out of it once, into [`super::Scenario`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Scenario {
+pub struct ScenarioFile {
     /// Run name, shown in outputs.
     pub name: String,
     /// Total run time; optional when stages are given (then it caps them).
@@ -39,7 +40,7 @@ pub struct Scenario {
     #[serde(rename = "request", default)]
     pub requests: Vec<Request>,
     /// The load model.
-    pub load: Load,
+    pub load: LoadSection,
     /// Optional load profile.
     #[serde(rename = "stage", default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
@@ -254,10 +255,10 @@ impl TryFrom<String> for WaitKindName {
     }
 }
 
-/// `[load]`.
+/// `[load]`, as written (both models' keys; [`super::Load`] is the one that applies).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Load {
+pub struct LoadSection {
     #[serde(default)]
     pub model: Model,
     /// Closed model: total users across workers and targets.
@@ -289,13 +290,20 @@ pub struct Load {
 /// The default bound on in-flight requests per worker in the open model.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 
-impl Load {
+impl LoadSection {
     /// The level without stages (and of `requests` stages that name none): users or req/s.
     pub fn level(&self) -> Option<f64> {
         match self.model {
             Model::Closed => self.users.map(f64::from),
             Model::Open => self.rate,
         }
+    }
+}
+
+impl Stage {
+    /// The level this stage names, users or req/s (validation allows only its model's key).
+    pub fn level(&self) -> Option<f64> {
+        self.users.map(f64::from).or(self.rate)
     }
 }
 

@@ -5,8 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::compile::request_uri;
-use super::model::{Connection, Load, Model, Scenario, Stage, Wait};
-use crate::thresholds::Threshold;
+use super::model::{Connection, LoadSection, Model, ScenarioFile, Stage, Wait};
 
 /// A key path and what is wrong with its value.
 pub type Invalid = (String, String);
@@ -17,7 +16,7 @@ const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(100);
 /// More redirects than this is a loop, not a splitter.
 const MAX_REDIRECTS: u32 = 30;
 
-pub fn validate(s: &Scenario) -> Result<(), Invalid> {
+pub fn validate(s: &ScenarioFile) -> Result<(), Invalid> {
     if s.name.trim().is_empty() {
         return bad("name", "must not be empty");
     }
@@ -55,10 +54,7 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     if let Some(c) = &s.cost {
         c.validate()?;
     }
-    for (key, spec) in &s.thresholds {
-        let at = format!("thresholds.\"{key}\"");
-        Threshold::parse(key, spec).map_err(|e| (at, e))?;
-    }
+    // The thresholds are checked as they are parsed, once (`Scenario::parse`).
     Ok(())
 }
 
@@ -66,7 +62,7 @@ fn bad<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, Inval
     Err((key.into(), message.into()))
 }
 
-fn validate_targets(s: &Scenario) -> Result<(), Invalid> {
+fn validate_targets(s: &ScenarioFile) -> Result<(), Invalid> {
     if s.targets.is_empty() {
         return bad("target", "at least one [[target]] is required");
     }
@@ -114,7 +110,7 @@ fn validate_targets(s: &Scenario) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn validate_requests(s: &Scenario) -> Result<(), Invalid> {
+fn validate_requests(s: &ScenarioFile) -> Result<(), Invalid> {
     if s.requests.is_empty() {
         return bad("request", "at least one [[request]] is required");
     }
@@ -222,7 +218,7 @@ fn positive_rate(key: &str, rate: f64, what: &str) -> Result<(), Invalid> {
     }
 }
 
-fn validate_load(l: &Load, no_stages: bool) -> Result<(), Invalid> {
+fn validate_load(l: &LoadSection, no_stages: bool) -> Result<(), Invalid> {
     let only = |key: &str, model: Model| -> Result<(), Invalid> {
         bad(
             format!("load.{key}"),
@@ -298,7 +294,7 @@ fn validate_wait(w: &Wait) -> Result<(), Invalid> {
     }
 }
 
-fn validate_stages(s: &Scenario) -> Result<(), Invalid> {
+fn validate_stages(s: &ScenarioFile) -> Result<(), Invalid> {
     let model = s.load.model;
     for (i, stage) in s.stages.iter().enumerate() {
         let key = |field: &str| format!("stage[{i}].{field}");
@@ -335,7 +331,7 @@ fn validate_stages(s: &Scenario) -> Result<(), Invalid> {
                 "must be a non-negative number of requests per second",
             );
         }
-        let level = users.map(f64::from).or(*rate);
+        let level = stage.level();
         if *pause {
             if duration.is_none() {
                 return bad(key("duration"), "a pause needs a duration");

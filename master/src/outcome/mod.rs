@@ -1,0 +1,24 @@
+//! The outcome of a run: the whole `stampede.summary.v1` schema in one place (the top level,
+//! the figures of a group of requests, the series, the capacity and cost sections, threshold
+//! outcomes), how it is written and read, and what is judged on it alone (thresholds, cost, the
+//! comparison to the baseline arch). Views, reports and anything reading a summary file use
+//! these types; nothing here knows how the figures were counted.
+//!
+//! May import: `scenario` (the specs the sections echo). Nothing else of the crate.
+
+mod baseline;
+mod capacity;
+mod cost;
+mod file;
+pub mod hdr;
+mod series;
+mod summary;
+mod thresholds;
+
+pub use baseline::{PREFERRED_BASELINE, baseline};
+pub use capacity::{ArchCapacity, CapacityComparison, CapacityReport, End, Phase, Step};
+pub use cost::{ArchCost, Basis, CostReport, evaluate as cost_of};
+pub use file::{with_suffix, write_atomically};
+pub use series::{ArchPoint, SeriesPoint};
+pub use summary::*;
+pub use thresholds::{Outcome, judge_all, measured};

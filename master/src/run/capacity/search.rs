@@ -1,0 +1,530 @@
+//! The capacity search of one arch, as a pure state machine: it is told the closed intervals of
+//! its arch and the time, and says which level to run. Coarse steps up while the SLO holds;
+//! after the first level that breaches, back to the last good one and up again by the fine
+//! step until a breach: the last good level is the knee.
+
+use crate::outcome::{End, Phase, Step};
+
+/// The rules of one search, in plain numbers (seconds, milliseconds, ratios).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub start: f64,
+    pub step: f64,
+    pub fine_step: f64,
+    pub max: f64,
+    /// Seconds of measured intervals each level needs to pass.
+    pub hold_s: f64,
+    /// Seconds discarded at the start of each level.
+    pub settle_s: f64,
+    /// Level units per second the load may move (the spawn rate); the ramp adds to the settle.
+    pub ramp_per_s: Option<f64>,
+    pub slo_5xx: f64,
+    pub slo_p99_ms: Option<f64>,
+    pub consecutive: u32,
+}
+
+/// One closed interval of this arch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Interval {
+    /// End of the interval, seconds since the run started.
+    pub end_s: f64,
+    pub length_s: f64,
+    pub requests: u64,
+    /// 5XX answers plus transport errors.
+    pub bad: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Interval {
+    fn bad_ratio(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.bad as f64 / self.requests as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    /// Measuring `level`; `low` is the highest level that passed, `high` the lowest that breached.
+    Measuring {
+        phase: Phase,
+        level: f64,
+        low: Option<f64>,
+        high: Option<f64>,
+    },
+    Done(End),
+}
+
+#[derive(Debug, Clone)]
+pub struct Search {
+    rules: Rules,
+    state: State,
+    started_s: f64,
+    /// Measurement of the current level starts here.
+    measure_from_s: f64,
+    measured: Vec<Interval>,
+    breach_run: u32,
+    steps: Vec<Step>,
+}
+
+impl Search {
+    /// A search that starts at `now_s` from level 0.
+    pub fn new(rules: Rules, now_s: f64) -> Search {
+        let level = rules.start.min(rules.max);
+        let mut s = Search {
+            state: State::Done(End::Unfinished),
+            rules,
+            started_s: now_s,
+            measure_from_s: now_s,
+            measured: Vec::new(),
+            breach_run: 0,
+            steps: Vec::new(),
+        };
+        s.enter(Phase::Coarse, level, None, None, 0.0, now_s);
+        s
+    }
+
+    /// A one-level measurement of `level` from `now_s` (the confirmation of a knee): it ends
+    /// `MaxReached` when the level keeps the SLO, `BreachedAtStart` when it does not.
+    pub fn confirm(mut rules: Rules, level: f64, now_s: f64) -> Search {
+        rules.start = level;
+        rules.max = level;
+        // Every arch is already at its level: only the settle time applies.
+        rules.ramp_per_s = None;
+        let mut s = Search::new(rules, now_s);
+        s.enter(Phase::Confirm, level, None, None, level, now_s);
+        s
+    }
+
+    /// The level to run now: the one being measured, or, once done, the knee (0 if none).
+    pub fn level(&self) -> f64 {
+        match self.state {
+            State::Measuring { level, .. } => level,
+            State::Done(_) => self.knee().map_or(0.0, |k| k.level),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done(_))
+    }
+
+    /// Why it ended (`Unfinished` while it goes on).
+    pub fn end(&self) -> End {
+        match self.state {
+            State::Done(end) => end,
+            State::Measuring { .. } => End::Unfinished,
+        }
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The highest level that passed.
+    pub fn knee(&self) -> Option<&Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.passed)
+            .max_by(|a, b| a.level.total_cmp(&b.level))
+    }
+
+    /// The good throughput at the knee: the most the arch served within its SLO. (Not the
+    /// best of all passing levels: that would pick the luckiest measurement, and in a closed
+    /// model throughput only grows with load up to the knee.)
+    pub fn max_sustainable_rps(&self) -> Option<f64> {
+        self.knee().map(|k| k.ok_rps)
+    }
+
+    /// Takes one closed interval, at `now_s` into the run (an interval closes a while after it
+    /// ends: a new level takes effect from now, not from the interval's end); returns a line
+    /// worth telling when a level was decided.
+    pub fn observe(&mut self, iv: &Interval, now_s: f64) -> Option<String> {
+        let State::Measuring {
+            phase,
+            level,
+            low,
+            high,
+        } = self.state
+        else {
+            return None;
+        };
+        // Intervals that began before the level settled say nothing about it.
+        if iv.end_s - iv.length_s < self.measure_from_s - 1e-6 {
+            return None;
+        }
+        self.measured.push(iv.clone());
+        let breach = self.breach_of(iv);
+        if breach.is_some() {
+            self.breach_run += 1;
+        } else if iv.requests > 0 {
+            self.breach_run = 0;
+        }
+        let measured_s: f64 = self.measured.iter().map(|m| m.length_s).sum();
+        let now = now_s.max(iv.end_s);
+        if self.breach_run >= self.rules.consecutive {
+            let why = breach.unwrap_or_default();
+            self.record(phase, level, false, Some(why.clone()), now);
+            let (next_phase, next) = match (phase, low) {
+                (_, None) => {
+                    self.state = State::Done(End::BreachedAtStart);
+                    return Some(format!("level {level} breached ({why}) at the start"));
+                }
+                (Phase::Coarse, Some(good)) => (Phase::Fine, good + self.rules.fine_step),
+                (Phase::Fine | Phase::Confirm, Some(_)) => {
+                    self.state = State::Done(End::Knee);
+                    return Some(format!("level {level} breached ({why}): knee found"));
+                }
+            };
+            if next >= level - 1e-9 {
+                // The fine step cannot land between the last good level and this one.
+                self.state = State::Done(End::Knee);
+                return Some(format!("level {level} breached ({why}): knee found"));
+            }
+            self.enter(next_phase, next, low, Some(level), level, now);
+            return Some(format!(
+                "level {level} breached ({why}); refining from {next}"
+            ));
+        }
+        if measured_s + 1e-6 >= self.rules.hold_s && self.breach_run == 0 {
+            let requests: u64 = self.measured.iter().map(|m| m.requests).sum();
+            if requests == 0 {
+                let why = "no answers".to_owned();
+                self.record(phase, level, false, Some(why), now);
+                self.state = State::Done(if low.is_some() {
+                    End::Knee
+                } else {
+                    End::BreachedAtStart
+                });
+                return Some(format!("level {level}: no answers"));
+            }
+            self.record(phase, level, true, None, now);
+            let next = match phase {
+                Phase::Coarse | Phase::Confirm => (level + self.rules.step).min(self.rules.max),
+                Phase::Fine => level + self.rules.fine_step,
+            };
+            let ceiling = high.unwrap_or(self.rules.max);
+            if level >= self.rules.max - 1e-9 {
+                self.state = State::Done(End::MaxReached);
+                return Some(format!("level {level} passed: the maximum, search over"));
+            }
+            if phase == Phase::Fine && next >= ceiling - 1e-9 {
+                self.state = State::Done(End::Knee);
+                return Some(format!("level {level} passed: knee found"));
+            }
+            self.enter(phase, next, Some(level), high, level, now);
+            return Some(format!("level {level} passed; next {next}"));
+        }
+        None
+    }
+
+    /// Why an interval breaches the SLO, if it does.
+    fn breach_of(&self, iv: &Interval) -> Option<String> {
+        if iv.requests == 0 {
+            return None;
+        }
+        let ratio = iv.bad_ratio();
+        if ratio > self.rules.slo_5xx {
+            return Some(format!(
+                "5XX+errors {:.2}% > {:.2}%",
+                ratio * 100.0,
+                self.rules.slo_5xx * 100.0
+            ));
+        }
+        match self.rules.slo_p99_ms {
+            Some(limit) if iv.p99_ms > limit => {
+                Some(format!("p99 {:.1} ms > {limit:.1} ms", iv.p99_ms))
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts measuring `level`, coming from `from` (for the ramp time).
+    fn enter(
+        &mut self,
+        phase: Phase,
+        level: f64,
+        low: Option<f64>,
+        high: Option<f64>,
+        from: f64,
+        now_s: f64,
+    ) {
+        let ramp_s = self
+            .rules
+            .ramp_per_s
+            .filter(|r| *r > 0.0)
+            .map_or(0.0, |r| (level - from).abs() / r);
+        self.started_s = now_s;
+        self.measure_from_s = now_s + ramp_s + self.rules.settle_s;
+        self.measured.clear();
+        self.breach_run = 0;
+        self.state = State::Measuring {
+            phase,
+            level,
+            low,
+            high,
+        };
+    }
+
+    fn record(&mut self, phase: Phase, level: f64, passed: bool, breach: Option<String>, now: f64) {
+        let requests: u64 = self.measured.iter().map(|m| m.requests).sum();
+        let bad: u64 = self.measured.iter().map(|m| m.bad).sum();
+        let seconds: f64 = self.measured.iter().map(|m| m.length_s).sum();
+        let mut p50s: Vec<f64> = self
+            .measured
+            .iter()
+            .filter(|m| m.requests > 0)
+            .map(|m| m.p50_ms)
+            .collect();
+        p50s.sort_by(f64::total_cmp);
+        self.steps.push(Step {
+            level,
+            phase,
+            started_s: self.started_s,
+            ended_s: now,
+            measured_from_s: self.measured.first().map_or(now, |m| m.end_s - m.length_s),
+            measured_to_s: self.measured.last().map_or(now, |m| m.end_s),
+            rps: if seconds > 0.0 {
+                requests as f64 / seconds
+            } else {
+                0.0
+            },
+            ok_rps: if seconds > 0.0 {
+                requests.saturating_sub(bad) as f64 / seconds
+            } else {
+                0.0
+            },
+            requests,
+            ratio_bad: if requests > 0 {
+                bad as f64 / requests as f64
+            } else {
+                0.0
+            },
+            p50_ms: p50s.get(p50s.len() / 2).copied().unwrap_or(0.0),
+            p99_ms: self
+                .measured
+                .iter()
+                .filter(|m| m.requests > 0)
+                .map(|m| m.p99_ms)
+                .fold(0.0, f64::max),
+            passed,
+            breach,
+        });
+    }
+
+    /// Ends an unfinished search (the run is over).
+    pub fn cut(&mut self) {
+        if !self.is_done() {
+            self.state = State::Done(End::Unfinished);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            start: 2.0,
+            step: 4.0,
+            fine_step: 1.0,
+            max: 100.0,
+            hold_s: 3.0,
+            settle_s: 1.0,
+            ramp_per_s: None,
+            slo_5xx: 0.01,
+            slo_p99_ms: Some(100.0),
+            consecutive: 2,
+        }
+    }
+
+    /// A one-second interval ending at `t` that keeps any SLO: 100 requests, none bad, p99 10 ms.
+    fn good(t: f64) -> Interval {
+        Interval {
+            end_s: t,
+            length_s: 1.0,
+            requests: 100,
+            bad: 0,
+            p50_ms: 5.0,
+            p99_ms: 10.0,
+        }
+    }
+
+    /// A server that keeps its SLO up to `capacity` (inclusive), serving 10 req/s per level.
+    struct Fake {
+        capacity: f64,
+        t: f64,
+    }
+
+    impl Fake {
+        fn next(&mut self, level: f64) -> Interval {
+            self.t += 1.0;
+            let over = level > self.capacity;
+            Interval {
+                end_s: self.t,
+                length_s: 1.0,
+                requests: (level * 10.0) as u64,
+                bad: if over { (level * 2.0) as u64 } else { 0 },
+                p50_ms: 10.0,
+                p99_ms: 20.0,
+            }
+        }
+    }
+
+    fn run(rules: Rules, capacity: f64) -> Search {
+        let mut s = Search::new(rules, 0.0);
+        let mut f = Fake { capacity, t: 0.0 };
+        for _ in 0..1000 {
+            if s.is_done() {
+                break;
+            }
+            let iv = f.next(s.level());
+            s.observe(&iv, iv.end_s);
+        }
+        assert!(s.is_done());
+        s
+    }
+
+    #[test]
+    fn coarse_then_fine_finds_the_knee() {
+        let s = run(rules(), 11.0);
+        assert_eq!(s.end(), End::Knee);
+        let levels: Vec<(f64, bool)> = s.steps().iter().map(|st| (st.level, st.passed)).collect();
+        assert_eq!(
+            levels,
+            vec![
+                (2.0, true),
+                (6.0, true),
+                (10.0, true),
+                (14.0, false),
+                (11.0, true),
+                (12.0, false)
+            ]
+        );
+        assert_eq!(s.knee().unwrap().level, 11.0);
+        assert_eq!(s.max_sustainable_rps(), Some(110.0));
+        // Once done it holds the knee.
+        assert_eq!(s.level(), 11.0);
+    }
+
+    #[test]
+    fn fine_steps_stop_below_the_breached_level() {
+        // Capacity 13: 10 passes, 14 breaches, 11, 12, 13 pass, 14 is known bad.
+        let s = run(rules(), 13.0);
+        assert_eq!(s.end(), End::Knee);
+        assert_eq!(s.knee().unwrap().level, 13.0);
+        assert_eq!(s.steps().iter().filter(|st| st.level == 14.0).count(), 1);
+    }
+
+    #[test]
+    fn breach_at_start_and_max_reached() {
+        let s = run(rules(), 1.0);
+        assert_eq!(s.end(), End::BreachedAtStart);
+        assert!(s.knee().is_none());
+        assert_eq!(s.level(), 0.0);
+        let s = run(rules(), 1000.0);
+        assert_eq!(s.end(), End::MaxReached);
+        assert_eq!(s.knee().unwrap().level, 100.0);
+    }
+
+    #[test]
+    fn settle_intervals_are_not_measured_and_one_bad_interval_is_not_a_breach() {
+        let mut s = Search::new(rules(), 0.0);
+        let slow = |t: f64| Interval {
+            p99_ms: 500.0,
+            ..good(t)
+        };
+        // The first interval (0..1 s) is within the settle time: even a bad one is ignored.
+        assert!(s.observe(&slow(1.0), 1.0).is_none());
+        assert!(s.observe(&good(2.0), 2.0).is_none());
+        // One slow interval between good ones does not make K = 2 in a row.
+        assert!(s.observe(&slow(3.0), 3.0).is_none());
+        assert!(
+            s.observe(&good(4.0), 4.0).is_some(),
+            "3 s measured: decided"
+        );
+        assert!(s.steps()[0].passed);
+        assert_eq!(s.steps()[0].p99_ms, 500.0);
+        assert_eq!(s.level(), 6.0);
+    }
+
+    #[test]
+    fn p99_breach_and_ramp_time() {
+        let mut r = rules();
+        r.ramp_per_s = Some(2.0);
+        let mut s = Search::new(r, 0.0);
+        // Level 2 at 2/s: 1 s of ramp, 1 s of settle; measurement from 2 s.
+        let slow = |t: f64| Interval {
+            end_s: t,
+            length_s: 1.0,
+            requests: 10,
+            bad: 0,
+            p50_ms: 50.0,
+            p99_ms: 150.0,
+        };
+        assert!(s.observe(&slow(1.0), 1.0).is_none());
+        assert!(s.observe(&slow(2.0), 2.0).is_none());
+        assert!(s.observe(&slow(3.0), 3.0).is_none());
+        let said = s.observe(&slow(4.0), 4.0).unwrap();
+        assert!(said.contains("p99"), "{said}");
+        assert_eq!(s.end(), End::BreachedAtStart);
+    }
+
+    #[test]
+    fn a_new_level_is_measured_from_when_it_was_set_not_from_the_intervals_end() {
+        let mut s = Search::new(rules(), 0.0);
+        for t in 1..=4 {
+            s.observe(&good(f64::from(t)), f64::from(t) + 1.5);
+        }
+        // Level 2 passed when the interval ending at 4 s closed, at 5.5 s: level 6 runs from
+        // 5.5 s, settles until 6.5 s; the intervals ending at 5 and 6 s are not its own.
+        assert_eq!(s.level(), 6.0);
+        let bad = |t: f64| Interval {
+            bad: 100,
+            ..good(t)
+        };
+        assert!(s.observe(&bad(5.0), 6.5).is_none());
+        assert!(s.observe(&bad(6.0), 7.5).is_none());
+        assert!(s.observe(&good(7.0), 8.5).is_none());
+        assert_eq!(s.steps().len(), 1);
+    }
+
+    #[test]
+    fn a_confirmation_measures_one_level_once() {
+        let mut r = rules();
+        r.ramp_per_s = Some(0.1);
+        let mut s = Search::confirm(r, 7.0, 10.0);
+        assert_eq!(s.level(), 7.0);
+        let mut f = Fake {
+            capacity: 7.0,
+            t: 10.0,
+        };
+        while !s.is_done() {
+            let iv = f.next(s.level());
+            s.observe(&iv, iv.end_s);
+        }
+        assert_eq!(s.end(), End::MaxReached);
+        assert_eq!(s.steps().len(), 1);
+        assert_eq!(s.steps()[0].phase, Phase::Confirm);
+        // Settle only (1 s), no ramp: decided after 1 + 3 s.
+        assert_eq!(s.steps()[0].ended_s, 14.0);
+    }
+
+    #[test]
+    fn silent_level_breaches() {
+        let mut s = Search::new(rules(), 0.0);
+        for t in 1..=4 {
+            let iv = Interval {
+                end_s: f64::from(t),
+                length_s: 1.0,
+                ..Interval::default()
+            };
+            s.observe(&iv, iv.end_s);
+        }
+        assert!(s.is_done());
+        assert_eq!(s.steps()[0].breach.as_deref(), Some("no answers"));
+    }
+}

@@ -1,0 +1,452 @@
+//! The run's loop, from waiting for workers to the summary: one task that takes events in
+//! (worker streams, the clock, the view's keys, a stop) and hands the decisions to the fleet
+//! (who is told what), the pacing (what load is due) and the aggregator (what is counted).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::fleet::{Fleet, Lost};
+use super::pacing::Pacing;
+use super::show::{self, Progress};
+use crate::outcome::{self, Summary};
+use crate::scenario::{self, Scenario};
+use crate::stats::{self, Aggregator, Report, RunFacts, TargetInfo};
+use crate::view::{Command, View};
+use crate::wire::Event;
+use crate::wire::decode::DecodeError;
+
+/// How often the controller re-plans the load (the spawn-rate granularity).
+const TICK: Duration = Duration::from_millis(100);
+/// Extra time, beyond the stop timeout, that workers get to send their final reports.
+const FINAL_REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything about a run that is not in the scenario.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Workers to wait for before starting.
+    pub expect_workers: usize,
+    /// How long to wait for them.
+    pub wait_workers: Duration,
+    /// Where `e` writes the summary so far (`*.partial.json` beside it).
+    pub summary_path: PathBuf,
+    /// A worker silent for longer is declared missing.
+    pub liveness_timeout: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// The run was carried out: its summary, thresholds judged, and the ones that failed.
+    Ran {
+        summary: Box<Summary>,
+        failed: Vec<String>,
+    },
+    /// The run could not be carried out.
+    NotCarriedOut(String),
+}
+
+/// The run's clock: zero until the load starts.
+struct Clock {
+    start: Option<Instant>,
+    started_at: SystemTime,
+    last_tick: Instant,
+}
+
+impl Clock {
+    fn elapsed(&self) -> Duration {
+        self.start.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.elapsed().as_millis() as u64
+    }
+
+    /// Seconds since the last tick, and the tick is now.
+    fn tick(&mut self) -> f64 {
+        let dt = self.last_tick.elapsed().as_secs_f64();
+        self.last_tick = Instant::now();
+        dt
+    }
+}
+
+pub struct Controller {
+    scenario: Scenario,
+    settings: RunSettings,
+    events: mpsc::Receiver<Event>,
+    /// Commands from the view (keys), if it sends any.
+    commands: Option<mpsc::Receiver<Command>>,
+    view: Box<dyn View>,
+    stop: CancellationToken,
+    clock: Clock,
+    agg: Aggregator,
+    fleet: Fleet,
+    pacing: Pacing,
+    /// Why the run stopped early, if a threshold aborted it.
+    aborted: Option<String>,
+    notices: Vec<String>,
+    /// Series points the views have been given.
+    shown: usize,
+}
+
+impl Controller {
+    pub fn new(
+        scenario: Scenario,
+        settings: RunSettings,
+        events: mpsc::Receiver<Event>,
+        mut view: Box<dyn View>,
+        stop: CancellationToken,
+    ) -> Controller {
+        let run_id = new_run_id();
+        let config = scenario::compile(&scenario, &run_id);
+        let targets = scenario
+            .targets()
+            .iter()
+            .map(|t| TargetInfo {
+                name: t.name.clone(),
+                arch: t.arch.clone(),
+            })
+            .collect();
+        let requests = scenario.file.requests.len();
+        let agg = Aggregator::new(run_id, config.report_interval_ms, targets, requests);
+        Controller {
+            commands: view.commands(),
+            pacing: Pacing::new(&scenario),
+            fleet: Fleet::new(config, settings.liveness_timeout),
+            agg,
+            clock: Clock {
+                start: None,
+                started_at: SystemTime::now(),
+                last_tick: Instant::now(),
+            },
+            scenario,
+            settings,
+            events,
+            view,
+            stop,
+            aborted: None,
+            notices: Vec::new(),
+            shown: 0,
+        }
+    }
+
+    /// Runs to the end; the summary of a run that was carried out has its thresholds judged.
+    pub async fn run(mut self) -> Finished {
+        if let Err(why) = self.wait_for_workers().await {
+            tracing::error!("{why}");
+            self.fleet.quit_all("run not carried out");
+            return Finished::NotCarriedOut(why);
+        }
+        self.start();
+        self.drive().await;
+        let load_time = self.clock.elapsed();
+        self.stop_workers().await;
+        self.fleet.quit_all("run complete");
+        self.agg.close_all();
+        // The views' last picture holds every final report, as the summary does.
+        self.show();
+        let mut summary = self.summary(load_time);
+        let failed = outcome::judge_all(&mut summary, &self.scenario.thresholds);
+        self.view.finish(&summary);
+        Finished::Ran {
+            summary: Box::new(summary),
+            failed,
+        }
+    }
+
+    /// The summary of what has been counted so far, over `duration` of load.
+    fn summary(&self, duration: Duration) -> Summary {
+        let facts = RunFacts {
+            scenario: &self.scenario,
+            started_at: self.clock.started_at,
+            ended_at: SystemTime::now(),
+            duration,
+            workers: self.fleet.history().to_vec(),
+            capacity: self.pacing.capacity_report(),
+            aborted: self.aborted.clone(),
+        };
+        stats::summary(&self.agg, facts)
+    }
+
+    async fn wait_for_workers(&mut self) -> Result<(), String> {
+        let want = self.settings.expect_workers.max(1);
+        let deadline = tokio::time::sleep(self.settings.wait_workers);
+        tokio::pin!(deadline);
+        tracing::info!("waiting for {want} worker(s)");
+        while self.fleet.len() < want {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => return Err("the gRPC server stopped".into()),
+                },
+                () = &mut deadline => {
+                    return Err(format!(
+                        "only {} of {want} worker(s) connected within {}",
+                        self.fleet.len(),
+                        humantime::format_duration(self.settings.wait_workers)
+                    ));
+                }
+                () = self.stop.cancelled() => return Err("stopped before the run started".into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self) {
+        self.clock = Clock {
+            start: Some(Instant::now()),
+            started_at: SystemTime::now(),
+            last_tick: Instant::now(),
+        };
+        tracing::info!(
+            run_id = self.agg.run_id(),
+            workers = self.fleet.len(),
+            "run started"
+        );
+        for id in self.fleet.start_all() {
+            self.agg.worker_started(&id, 0);
+        }
+        self.dispatch();
+    }
+
+    /// The main loop: events, the dispatch clock, the views, until the plan ends or a stop.
+    async fn drive(&mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut show = tokio::time::interval(self.scenario.file.report_interval);
+        show.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let lost = self.fleet.reap_silent(self.clock.elapsed());
+                    self.lost(&lost);
+                    if !self.dispatch() {
+                        break;
+                    }
+                    self.agg.close_intervals(self.clock.elapsed_ms());
+                    self.pacing.observe(self.agg.series(), self.clock.elapsed());
+                }
+                _ = show.tick() => {
+                    self.show();
+                    if self.threshold_aborts() {
+                        break;
+                    }
+                }
+                cmd = next_command(&mut self.commands) => self.on_command(cmd),
+                () = self.stop.cancelled() => {
+                    tracing::info!("stop requested");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Moves the plan on and sends changed assignments; false once the plan is over.
+    fn dispatch(&mut self) -> bool {
+        let dt = self.clock.tick();
+        let now = self.clock.elapsed();
+        let running = self.fleet.running();
+        let ids: Vec<String> = running.iter().map(|(id, _)| id.clone()).collect();
+        let fleet = &self.fleet;
+        let round = self.pacing.round(now, dt, &ids, |workers, stage| {
+            fleet.completed(workers, stage)
+        });
+        let Some((rows, stage)) = round else {
+            return false;
+        };
+        let lost = self.fleet.send_loads(running, rows, stage, now);
+        self.lost(&lost);
+        true
+    }
+
+    /// Hands the load of lost workers to the pacing.
+    fn lost(&mut self, lost: &[Lost]) {
+        for l in lost {
+            self.pacing.worker_lost(l);
+        }
+    }
+
+    /// Checks the `abort_on_fail` thresholds on the results so far; true when one fails.
+    fn threshold_aborts(&mut self) -> bool {
+        let elapsed = self.clock.elapsed();
+        for t in &self.scenario.thresholds {
+            if let Some(value) = stats::fails_now(t, &self.agg, elapsed) {
+                let why = format!(
+                    "{} failed {} into the run (measured {value:.4}): aborted",
+                    t.expr,
+                    humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+                );
+                tracing::warn!("{why}");
+                self.notices.push(why.clone());
+                self.aborted = Some(why);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn show(&mut self) {
+        let elapsed = self.clock.elapsed();
+        let (heading, level) = self.pacing.levels_now();
+        let (users_shift, users_step) = self.pacing.adjustment();
+        let mut notices = std::mem::take(&mut self.notices);
+        notices.append(&mut self.fleet.notices);
+        notices.append(&mut self.pacing.notices);
+        let progress = Progress {
+            name: self.scenario.name().to_owned(),
+            elapsed,
+            // Unknown while a `requests` stage decides it: show the time so far.
+            duration: self.pacing.expected_end().unwrap_or(elapsed),
+            stage: self.pacing.stage(),
+            stage_target: heading.round() as u32,
+            users_goal: level.round() as u32,
+            users_shift,
+            users_step,
+            notices,
+        };
+        let valid = &self.scenario.valid_load;
+        let snapshot = show::snapshot(progress, valid, &self.agg, &self.fleet, self.shown);
+        self.shown = self.agg.series().len();
+        self.view.update(&snapshot);
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::ShiftUsers(steps) => self.pacing.shift(steps),
+            Command::Export => self.export(),
+        }
+        // Answer the key at once rather than at the next interval.
+        self.show();
+    }
+
+    /// Writes the summary so far to `*.partial.json` beside the summary path.
+    fn export(&mut self) {
+        let path = partial_path(&self.settings.summary_path);
+        let mut summary = self.summary(self.clock.elapsed());
+        outcome::judge_all(&mut summary, &self.scenario.thresholds);
+        let notice = match summary.write(&path) {
+            Ok(()) => format!("summary so far written to {}", path.display()),
+            Err(e) => format!("cannot write the summary to {}: {e}", path.display()),
+        };
+        tracing::info!("{notice}");
+        self.notices.push(notice);
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        let at = self.clock.elapsed();
+        match ev {
+            Event::Joined {
+                conn,
+                hello,
+                outbox,
+            } => {
+                let started = self.clock.start.is_some();
+                if let Some(id) = self.fleet.join(conn, hello, outbox, at, started) {
+                    self.agg.worker_started(&id, self.clock.elapsed_ms());
+                }
+            }
+            Event::Report {
+                conn,
+                worker,
+                report,
+            } => self.on_report(&worker, conn, report),
+            Event::Heartbeat {
+                conn,
+                worker,
+                heartbeat,
+            } => self.fleet.heartbeat(&worker, conn, &heartbeat),
+            Event::Goodbye {
+                conn,
+                worker,
+                goodbye,
+            } => self.fleet.goodbye(&worker, conn, &goodbye),
+            Event::Left {
+                conn,
+                worker,
+                reason,
+            } => {
+                let lost = self.fleet.lose(&worker, conn, at, &reason);
+                self.lost(lost.as_slice());
+            }
+        }
+    }
+
+    /// Counts a report exactly once and acknowledges it, or rejects it saying why.
+    fn on_report(&mut self, worker: &str, conn: u64, report: Result<Report, DecodeError>) {
+        let result = match report {
+            Ok(r) => match self.fleet.report_arrived(worker, conn, &r) {
+                None => return,
+                Some(Err(why)) => Err(why),
+                Some(Ok(())) => self
+                    .agg
+                    .ingest(&r)
+                    .map(|_| r.seq)
+                    .map_err(|e| e.to_string()),
+            },
+            Err(e) if self.fleet.seen(worker, conn) => Err(e.to_string()),
+            Err(_) => return,
+        };
+        match result {
+            Ok(seq) => self.fleet.ack(worker, conn, seq),
+            Err(why) => {
+                let lost = self.fleet.reject(worker, conn, &why, self.clock.elapsed());
+                self.lost(lost.as_slice());
+            }
+        }
+    }
+
+    /// Tells every running worker to stop and waits for their final reports.
+    async fn stop_workers(&mut self) {
+        self.fleet.stop_all(self.scenario.file.stop_timeout);
+        let wait = self.scenario.file.stop_timeout + FINAL_REPORT_GRACE;
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        let mut show = tokio::time::interval(self.scenario.file.report_interval);
+        while !self.fleet.stopping().is_empty() {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => break,
+                },
+                _ = show.tick() => self.show(),
+                () = &mut deadline => {
+                    let late = self.fleet.stopping();
+                    tracing::warn!(?late, "no final report within {}", humantime::format_duration(wait));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The next command from the view; never ready when the view sends none.
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Command {
+    loop {
+        match commands {
+            Some(rx) => match rx.recv().await {
+                Some(cmd) => return cmd,
+                None => *commands = None,
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Where `e` writes the summary so far: `summary.json` -> `summary.partial.json`.
+pub fn partial_path(summary: &std::path::Path) -> PathBuf {
+    summary.with_extension("partial.json")
+}
+
+/// A run id unique enough to tell runs apart in logs and summaries.
+fn new_run_id() -> String {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{millis:x}-{:08x}", rand::random::<u32>())
+}

@@ -1,0 +1,535 @@
+//! Exact aggregation of interval reports: cumulative tallies per (target, arch, request), the
+//! per-interval time series per arch, and exactly-once counting by (run, worker, seq).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use hdrhistogram::Histogram;
+use stampede_proto::hdr::new_histogram;
+
+use super::report::Report;
+use super::tally::Tally;
+use crate::outcome::{self, ArchPoint, SeriesPoint};
+
+/// Most distinct arch labels one run accepts: they come from response headers.
+pub const MAX_ARCHES: usize = 32;
+
+/// A target as the aggregator needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetInfo {
+    pub name: String,
+    pub arch: String,
+}
+
+/// Why a report was not counted.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum IngestError {
+    #[error("report for run `{got}`, but the current run is `{want}`")]
+    WrongRun { got: String, want: String },
+    #[error("series names target {0}, which the run does not have")]
+    UnknownTarget(u32),
+    #[error("series names request {0}, which the run does not have")]
+    UnknownRequest(u32),
+    #[error("more than {MAX_ARCHES} distinct arch labels")]
+    TooManyArches,
+}
+
+/// Whether an accepted report was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    Counted,
+    /// Already counted (a resend); ignored.
+    Duplicate,
+}
+
+/// Sequence numbers seen from one worker: everything up to `contiguous`, plus a sparse set above.
+#[derive(Debug, Default)]
+struct SeqTracker {
+    contiguous: u64,
+    above: BTreeSet<u64>,
+}
+
+/// Sequence numbers remembered above the contiguous run; beyond, the oldest gap is given up
+/// (its report was lost), so a sender of random numbers cannot grow the set without bound.
+const MAX_SEQ_GAPS: usize = 8192;
+
+impl SeqTracker {
+    /// Records `seq`; false when it was already seen.
+    fn insert(&mut self, seq: u64) -> bool {
+        if seq <= self.contiguous || !self.above.insert(seq) {
+            return false;
+        }
+        while self.above.len() > MAX_SEQ_GAPS
+            && let Some(first) = self.above.pop_first()
+        {
+            self.contiguous = first;
+        }
+        while self.above.remove(&(self.contiguous + 1)) {
+            self.contiguous += 1;
+        }
+        true
+    }
+}
+
+/// One interval bucket that may still receive reports.
+#[derive(Debug, Default)]
+struct Bucket {
+    by_arch: BTreeMap<String, Tally>,
+    by_target: BTreeMap<u32, u64>,
+    users: HashMap<String, u32>,
+}
+
+#[derive(Debug)]
+pub struct Aggregator {
+    run_id: String,
+    interval_ms: u64,
+    targets: Vec<TargetInfo>,
+    /// Requests the scenario has (reports name them by index).
+    requests: usize,
+    cells: HashMap<(u32, String, u32), Tally>,
+    seqs: HashMap<String, SeqTracker>,
+    /// Run time (ms) at which each worker started its part of the run.
+    offsets: HashMap<String, u64>,
+    buckets: BTreeMap<u64, Bucket>,
+    series: Vec<SeriesPoint>,
+    arches: BTreeSet<String>,
+    dropped: u64,
+    /// Open model: how late arrivals' requests started (µs), over the whole run.
+    send_lag: Option<Histogram<u64>>,
+    late: u64,
+}
+
+impl Aggregator {
+    pub fn new(
+        run_id: String,
+        interval_ms: u64,
+        targets: Vec<TargetInfo>,
+        requests: usize,
+    ) -> Self {
+        let arches = targets.iter().map(|t| t.arch.clone()).collect();
+        Aggregator {
+            run_id,
+            interval_ms: interval_ms.max(1),
+            targets,
+            requests,
+            cells: HashMap::new(),
+            seqs: HashMap::new(),
+            offsets: HashMap::new(),
+            buckets: BTreeMap::new(),
+            series: Vec::new(),
+            arches,
+            dropped: 0,
+            send_lag: None,
+            late: 0,
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Length of one series interval, ms.
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms
+    }
+
+    pub fn targets(&self) -> &[TargetInfo] {
+        &self.targets
+    }
+
+    /// Notes that `worker` received the run configuration `at_ms` into the run; its report
+    /// times are relative to that moment.
+    pub fn worker_started(&mut self, worker: &str, at_ms: u64) {
+        // A worker rejoining the run keeps its clock: its reports still count from the first.
+        self.offsets.entry(worker.to_owned()).or_insert(at_ms);
+    }
+
+    /// Counts a report exactly once.
+    pub fn ingest(&mut self, report: &Report) -> Result<Ingested, IngestError> {
+        self.check(report)?;
+        let tracker = self.seqs.entry(report.worker_id.clone()).or_default();
+        if !tracker.insert(report.seq) {
+            return Ok(Ingested::Duplicate);
+        }
+        self.dropped += report.dropped;
+        if let Some(lag) = &report.send_lag {
+            lag.add_to(self.send_lag.get_or_insert_with(new_histogram));
+        }
+        let offset = self.offsets.get(&report.worker_id).copied().unwrap_or(0);
+        let index = self.bucket_index(offset + report.end_ms);
+        let bucket = if self.series_closed_through() >= index {
+            self.late += report.requests();
+            None
+        } else {
+            let b = self.buckets.entry(index).or_default();
+            b.users.insert(report.worker_id.clone(), report.users);
+            Some(b)
+        };
+        let mut bucket = bucket;
+        for s in &report.series {
+            self.arches.insert(s.arch.clone());
+            self.cells
+                .entry((s.target, s.arch.clone(), s.request))
+                .or_default()
+                .record_latencies(s.class, s.unexpected, s.count, &s.hist);
+            if let Some(b) = bucket.as_deref_mut() {
+                *b.by_target.entry(s.target).or_default() += s.count;
+                b.by_arch
+                    .entry(s.arch.clone())
+                    .or_default()
+                    .record_latencies(s.class, s.unexpected, s.count, &s.hist);
+            }
+        }
+        Ok(Ingested::Counted)
+    }
+
+    fn check(&self, report: &Report) -> Result<(), IngestError> {
+        if report.run_id != self.run_id {
+            return Err(IngestError::WrongRun {
+                got: report.run_id.clone(),
+                want: self.run_id.clone(),
+            });
+        }
+        let mut new_arches = BTreeSet::new();
+        for s in &report.series {
+            if s.target as usize >= self.targets.len() {
+                return Err(IngestError::UnknownTarget(s.target));
+            }
+            if s.request as usize >= self.requests {
+                return Err(IngestError::UnknownRequest(s.request));
+            }
+            if !self.arches.contains(&s.arch) {
+                new_arches.insert(s.arch.as_str());
+            }
+        }
+        if self.arches.len() + new_arches.len() > MAX_ARCHES {
+            return Err(IngestError::TooManyArches);
+        }
+        Ok(())
+    }
+
+    /// Interval `k` covers ((k-1)·I, k·I]; a time is rounded to the nearest boundary because
+    /// workers start their clocks a few milliseconds after the master.
+    fn bucket_index(&self, end_ms: u64) -> u64 {
+        ((end_ms + self.interval_ms / 2) / self.interval_ms).max(1)
+    }
+
+    fn series_closed_through(&self) -> u64 {
+        self.series
+            .last()
+            .map_or(0, |p| (p.t * 1000.0).round() as u64 / self.interval_ms)
+    }
+
+    /// Closes the intervals that can no longer receive on-time reports: those that ended
+    /// at least one interval before `now_ms`.
+    pub fn close_intervals(&mut self, now_ms: u64) {
+        let horizon = now_ms.saturating_sub(self.interval_ms);
+        while let Some(entry) = self.buckets.first_entry() {
+            if entry.key() * self.interval_ms > horizon {
+                break;
+            }
+            let (index, bucket) = entry.remove_entry();
+            let point = self.point(index, &bucket);
+            self.series.push(point);
+        }
+    }
+
+    /// Closes every interval (end of run).
+    pub fn close_all(&mut self) {
+        self.close_intervals(u64::MAX);
+    }
+
+    fn point(&self, index: u64, bucket: &Bucket) -> SeriesPoint {
+        let seconds = self.interval_ms as f64 / 1000.0;
+        let by_arch: BTreeMap<String, ArchPoint> = bucket
+            .by_arch
+            .iter()
+            .map(|(arch, t)| {
+                let point = ArchPoint {
+                    rps: t.requests as f64 / seconds,
+                    requests: t.requests,
+                    ratio_5xx: t.ratio_5xx(),
+                    errors: t.error_count(),
+                    p50_ms: t.quantile_ms(0.5),
+                    p95_ms: t.quantile_ms(0.95),
+                    p99_ms: t.quantile_ms(0.99),
+                    failures: t.failures,
+                    hdr: Some(outcome::hdr::encode(&t.latency)),
+                };
+                (arch.clone(), point)
+            })
+            .collect();
+        SeriesPoint {
+            t: (index * self.interval_ms) as f64 / 1000.0,
+            users: bucket.users.values().map(|&u| u64::from(u)).sum(),
+            rps: by_arch.values().map(|p| p.rps).sum(),
+            by_arch,
+            by_target: bucket
+                .by_target
+                .iter()
+                .filter_map(|(&t, &n)| {
+                    let name = self.targets.get(t as usize)?.name.clone();
+                    Some((name, n as f64 / seconds))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn series(&self) -> &[SeriesPoint] {
+        &self.series
+    }
+
+    /// Requests counted after their interval had closed: in the totals, not in the series.
+    pub fn late_requests(&self) -> u64 {
+        self.late
+    }
+
+    /// Open-model arrivals that found no free slot.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The open model's send lag (µs) over the run; `None` when no arrival was sent.
+    pub fn send_lag(&self) -> Option<&Histogram<u64>> {
+        self.send_lag.as_ref()
+    }
+
+    pub fn totals(&self) -> Tally {
+        let mut t = Tally::default();
+        for cell in self.cells.values() {
+            t.merge(cell);
+        }
+        t
+    }
+
+    /// Cumulative tallies per arch (the arch that served, not the declared one).
+    pub fn by_arch(&self) -> BTreeMap<String, Tally> {
+        let mut out: BTreeMap<String, Tally> = BTreeMap::new();
+        for ((_, arch, _), cell) in &self.cells {
+            out.entry(arch.clone()).or_default().merge(cell);
+        }
+        out
+    }
+
+    /// Cumulative tallies per target, in scenario order (targets with no requests included).
+    pub fn by_target(&self) -> Vec<Tally> {
+        let mut out = vec![Tally::default(); self.targets.len()];
+        for ((target, _, _), cell) in &self.cells {
+            if let Some(t) = out.get_mut(*target as usize) {
+                t.merge(cell);
+            }
+        }
+        out
+    }
+
+    /// Cumulative tallies per (request index, serving arch).
+    pub fn by_request_arch(&self) -> BTreeMap<(u32, String), Tally> {
+        let mut out: BTreeMap<(u32, String), Tally> = BTreeMap::new();
+        for ((_, arch, request), cell) in &self.cells {
+            out.entry((*request, arch.clone())).or_default().merge(cell);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Class, Series};
+
+    fn agg() -> Aggregator {
+        Aggregator::new(
+            "run".into(),
+            1000,
+            vec![
+                TargetInfo {
+                    name: "arm".into(),
+                    arch: "arm64".into(),
+                },
+                TargetInfo {
+                    name: "amd".into(),
+                    arch: "amd64".into(),
+                },
+            ],
+            1,
+        )
+    }
+
+    fn report(worker: &str, seq: u64, end_ms: u64, series: Vec<Series>) -> Report {
+        Report {
+            run_id: "run".into(),
+            worker_id: worker.into(),
+            seq,
+            start_ms: end_ms.saturating_sub(1000),
+            end_ms,
+            users: 2,
+            is_final: false,
+            dropped: 0,
+            completed_stage: 0,
+            series,
+            send_lag: None,
+        }
+    }
+
+    fn series(target: u32, arch: &str, class: Class, values: &[u64]) -> Series {
+        let mut hist = new_histogram();
+        for &v in values {
+            hist.record(v).unwrap();
+        }
+        Series {
+            target,
+            request: 0,
+            arch: arch.into(),
+            class,
+            unexpected: false,
+            count: values.len() as u64,
+            hist: crate::stats::latencies::Latencies::from(&hist),
+        }
+    }
+
+    #[test]
+    fn duplicates_are_counted_once() {
+        let mut a = agg();
+        let r = report(
+            "w1",
+            1,
+            1000,
+            vec![series(0, "arm64", Class::Status(2), &[100, 200])],
+        );
+        assert_eq!(a.ingest(&r), Ok(Ingested::Counted));
+        assert_eq!(a.ingest(&r), Ok(Ingested::Duplicate));
+        let r3 = report(
+            "w1",
+            3,
+            3000,
+            vec![series(0, "arm64", Class::Status(5), &[1])],
+        );
+        assert_eq!(a.ingest(&r3), Ok(Ingested::Counted));
+        assert_eq!(a.ingest(&r3), Ok(Ingested::Duplicate));
+        let r2 = report("w1", 2, 2000, vec![]);
+        assert_eq!(a.ingest(&r2), Ok(Ingested::Counted));
+        // Another worker's seq 1 is a different report.
+        let other = report(
+            "w2",
+            1,
+            1000,
+            vec![series(1, "amd64", Class::Status(2), &[5])],
+        );
+        assert_eq!(a.ingest(&other), Ok(Ingested::Counted));
+        let t = a.totals();
+        assert_eq!(t.requests, 4);
+        assert_eq!(t.count_5xx(), 1);
+    }
+
+    #[test]
+    fn sparse_sequence_numbers_stay_bounded() {
+        let mut t = SeqTracker::default();
+        for i in 0..(MAX_SEQ_GAPS as u64 + 100) {
+            assert!(t.insert(1_000 + i * 7));
+        }
+        assert!(t.above.len() <= MAX_SEQ_GAPS);
+        assert!(
+            !t.insert(1_000),
+            "an early number given up on is not counted again"
+        );
+        assert!(t.insert(u64::MAX));
+    }
+
+    #[test]
+    fn arch_comes_from_the_series_not_the_target() {
+        let mut a = agg();
+        // Target "arm" answered by an amd64 server (e.g. a mis-pinned pod): counted as amd64.
+        let r = report(
+            "w1",
+            1,
+            1000,
+            vec![series(0, "amd64", Class::Status(2), &[100])],
+        );
+        a.ingest(&r).unwrap();
+        let by_arch = a.by_arch();
+        assert_eq!(by_arch["amd64"].requests, 1);
+        assert!(!by_arch.contains_key("arm64"));
+        assert_eq!(a.by_target()[0].requests, 1);
+    }
+
+    #[test]
+    fn wrong_run_and_unknown_indexes_are_rejected() {
+        let mut a = agg();
+        let mut r = report("w1", 1, 1000, vec![]);
+        r.run_id = "other".into();
+        assert!(matches!(a.ingest(&r), Err(IngestError::WrongRun { .. })));
+        let r = report(
+            "w1",
+            1,
+            1000,
+            vec![series(7, "arm64", Class::Status(2), &[1])],
+        );
+        assert_eq!(a.ingest(&r), Err(IngestError::UnknownTarget(7)));
+        // A rejected report does not burn its sequence number.
+        let r = report(
+            "w1",
+            1,
+            1000,
+            vec![series(0, "arm64", Class::Status(2), &[1])],
+        );
+        assert_eq!(a.ingest(&r), Ok(Ingested::Counted));
+    }
+
+    #[test]
+    fn too_many_arch_labels_are_rejected() {
+        let mut a = agg();
+        let many: Vec<Series> = (0..MAX_ARCHES)
+            .map(|i| series(0, &format!("a{i}"), Class::Status(2), &[1]))
+            .collect();
+        let r = report("w1", 1, 1000, many);
+        assert_eq!(a.ingest(&r), Err(IngestError::TooManyArches));
+    }
+
+    #[test]
+    fn series_buckets_by_interval_and_worker_offset() {
+        let mut a = agg();
+        a.worker_started("w1", 0);
+        a.worker_started("w2", 2000); // joined two seconds in
+        a.ingest(&report(
+            "w1",
+            1,
+            1003,
+            vec![series(0, "arm64", Class::Status(2), &[1000; 10])],
+        ))
+        .unwrap();
+        a.ingest(&report(
+            "w1",
+            2,
+            2001,
+            vec![series(0, "arm64", Class::Status(5), &[1000; 4])],
+        ))
+        .unwrap();
+        a.ingest(&report(
+            "w2",
+            1,
+            998,
+            vec![series(1, "amd64", Class::Status(2), &[2000; 6])],
+        ))
+        .unwrap();
+        a.close_intervals(2500);
+        assert_eq!(a.series().len(), 1, "interval 2 is still open");
+        a.close_all();
+        let s = a.series();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].t, 1.0);
+        assert_eq!(s[0].by_arch["arm64"].requests, 10);
+        assert_eq!(s[1].by_arch["arm64"].ratio_5xx, 1.0);
+        assert_eq!(s[2].t, 3.0);
+        assert_eq!(s[2].by_arch["amd64"].rps, 6.0);
+        assert_eq!(s[2].users, 2);
+        // A report for a closed interval still counts in the totals.
+        a.ingest(&report(
+            "w1",
+            3,
+            1000,
+            vec![series(0, "arm64", Class::Status(2), &[1])],
+        ))
+        .unwrap();
+        assert_eq!(a.late_requests(), 1);
+        assert_eq!(a.totals().requests, 21);
+    }
+}

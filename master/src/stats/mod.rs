@@ -1,0 +1,18 @@
+//! Counting: a tally of requests (counts by outcome and one latency histogram), a report's
+//! histograms as their non-empty buckets, the decoded interval report, the aggregator that
+//! merges reports exactly once into cumulative tallies and the per-interval series, and the
+//! summary built from it.
+//!
+//! May import: `outcome` (the series and result types it produces), `scenario`.
+
+mod aggregate;
+mod latencies;
+mod report;
+mod summary;
+mod tally;
+
+pub use aggregate::{Aggregator, TargetInfo};
+pub use latencies::{Decoder, Latencies, LatenciesError};
+pub use report::{Report, Series};
+pub use summary::{RunFacts, fails_now, summary};
+pub use tally::{Class, Tally};

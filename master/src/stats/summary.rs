@@ -1,0 +1,124 @@
+//! The summary of a run from what was counted: results per group from the aggregator's tallies,
+//! with the facts only the run knows (times, workers, the scenario as run, the capacity search)
+//! and the cost. Also the `abort_on_fail` check, which judges a threshold on the cumulative
+//! results while the run goes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::Aggregator;
+use crate::outcome::{
+    self, CapacityReport, Comparison, Latency, RequestResults, Results, SCHEMA, SendLag, Summary,
+    TargetResults, WorkerRecord,
+};
+use crate::scenario::{self, Scenario, Scope, Threshold};
+
+/// What the summary is built from, besides the aggregate.
+pub struct RunFacts<'a> {
+    pub scenario: &'a Scenario,
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+    /// How long load was applied.
+    pub duration: Duration,
+    pub workers: Vec<WorkerRecord>,
+    pub capacity: Option<CapacityReport>,
+    /// Why the run stopped before its plan ended.
+    pub aborted: Option<String>,
+}
+
+/// The summary of everything counted so far, thresholds not yet judged.
+pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
+    let d = facts.duration.as_secs_f64();
+    let scenario_json = scenario::redacted(&facts.scenario.file);
+    let series = agg.series().to_vec();
+    let mut totals = agg.totals().results(d, true);
+    totals.rps_peak = series.iter().map(|p| p.rps).reduce(f64::max);
+    let by_arch: BTreeMap<String, Results> = agg
+        .by_arch()
+        .iter()
+        .map(|(arch, t)| {
+            let mut r = t.results(d, true);
+            r.rps_peak = series
+                .iter()
+                .filter_map(|p| p.by_arch.get(arch).map(|a| a.rps))
+                .reduce(f64::max);
+            (arch.clone(), r)
+        })
+        .collect();
+    let by_target = agg
+        .targets()
+        .iter()
+        .zip(agg.by_target())
+        .map(|(info, t)| {
+            let entry = TargetResults {
+                arch: info.arch.clone(),
+                results: t.results(d, true),
+            };
+            (info.name.clone(), entry)
+        })
+        .collect();
+    let requests = &facts.scenario.file.requests;
+    let by_request = agg
+        .by_request_arch()
+        .iter()
+        .map(|((request, arch), t)| {
+            let r = requests.get(*request as usize);
+            RequestResults {
+                request: r.map(|r| r.name.clone()).unwrap_or_default(),
+                method: r.map(|r| r.method.clone()).unwrap_or_default(),
+                arch: arch.clone(),
+                results: t.results(d, true),
+            }
+        })
+        .collect();
+    let mut summary = Summary {
+        schema: SCHEMA.to_owned(),
+        run_id: agg.run_id().to_owned(),
+        name: facts.scenario.name().to_owned(),
+        started_at: humantime::format_rfc3339_millis(facts.started_at).to_string(),
+        ended_at: humantime::format_rfc3339_millis(facts.ended_at).to_string(),
+        duration_s: d,
+        scenario: scenario_json,
+        totals,
+        comparison: Comparison::of(&by_arch),
+        by_arch,
+        by_target,
+        series,
+        workers: facts.workers,
+        thresholds: Vec::new(),
+        dropped: agg.dropped(),
+        aborted: facts.aborted,
+        interval_s: agg.interval_ms() as f64 / 1000.0,
+        by_request,
+        capacity: facts.capacity,
+        cost: None,
+        send_lag_ms: agg.send_lag().map(|h| SendLag {
+            count: h.len(),
+            ms: Latency::of(h),
+        }),
+        late_requests: agg.late_requests(),
+    };
+    summary.cost = (facts.scenario.file.cost.as_ref()).map(|c| outcome::cost_of(c, &summary));
+    summary
+}
+
+/// Judges an `abort_on_fail` threshold on the cumulative results `elapsed` into the run:
+/// `Some(value)` when it fails now. Not judged before its delay, nor on a scope with no
+/// requests yet.
+pub fn fails_now(t: &Threshold, agg: &Aggregator, elapsed: Duration) -> Option<f64> {
+    if !t.abort_on_fail || elapsed < t.delay {
+        return None;
+    }
+    let seconds = elapsed.as_secs_f64();
+    let tally = match &t.scope {
+        Scope::All => Some(agg.totals()),
+        Scope::Arch(a) => agg.by_arch().remove(a),
+        Scope::Target(name) => {
+            let index = agg.targets().iter().position(|info| &info.name == name);
+            index.and_then(|i| agg.by_target().into_iter().nth(i))
+        }
+    };
+    let results = tally.map(|t| t.results(seconds, false));
+    let value = outcome::measured(t, results.as_ref(), agg.dropped())?;
+    (!t.op.holds(value, t.bound)).then_some(value)
+}

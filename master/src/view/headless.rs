@@ -1,0 +1,156 @@
+//! The headless view: a plain-text status block every few seconds, for pipes, CI and logs.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use super::View;
+use super::snapshot::{Row, Snapshot};
+use crate::outcome::Summary;
+
+pub struct Headless<W: Write + Send> {
+    out: W,
+    every: Duration,
+    last: Option<Instant>,
+}
+
+impl<W: Write + Send> Headless<W> {
+    pub fn new(out: W, every: Duration) -> Self {
+        Headless {
+            out,
+            every,
+            last: None,
+        }
+    }
+}
+
+fn hms(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+const HEADER: &str = "  name                  req/s      total        2xx      5xx   5xx%   errors    p50 ms    p95 ms    p99 ms    max ms";
+
+fn row_line(kind: &str, r: &Row) -> String {
+    let label = if kind == "target" {
+        format!("{kind} {} ({})", r.label, r.arch)
+    } else {
+        format!("{kind} {}", r.label)
+    };
+    format!(
+        "  {label:<20} {:>7.1} {:>10} {:>10} {:>8} {:>5.2}% {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+        r.rps_now,
+        r.requests,
+        r.s2xx,
+        r.s5xx,
+        r.ratio_5xx * 100.0,
+        r.errors,
+        r.p50_ms,
+        r.p95_ms,
+        r.p99_ms,
+        r.max_ms
+    )
+}
+
+/// The status block for one snapshot.
+pub fn render(s: &Snapshot) -> String {
+    let mut lines = vec![format!(
+        "[{} / {}] {}  stage {}/{}  users {}/{}  workers {}  {:.1} req/s",
+        hms(s.elapsed),
+        hms(s.duration),
+        s.name,
+        s.stage.0,
+        s.stage.1,
+        s.users_running,
+        s.users_goal,
+        s.workers.len(),
+        s.rps_now
+    )];
+    lines.push(HEADER.to_owned());
+    lines.extend(s.by_arch.iter().map(|r| row_line("arch", r)));
+    lines.extend(s.by_target.iter().map(|r| row_line("target", r)));
+    lines.push(row_line("all", &s.totals));
+    if s.late_requests > 0 {
+        lines.push(format!(
+            "  late: {} requests reported after their interval closed (in the totals, not in the series)",
+            s.late_requests
+        ));
+    }
+    lines.extend(s.notices.iter().map(|n| format!("  ! {n}")));
+    lines.join("\n")
+}
+
+impl<W: Write + Send> View for Headless<W> {
+    fn update(&mut self, snapshot: &Snapshot) {
+        let due = self.last.is_none_or(|t| t.elapsed() >= self.every);
+        if !due && snapshot.notices.is_empty() {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let _ = writeln!(self.out, "{}\n", render(snapshot));
+        let _ = self.out.flush();
+    }
+
+    fn finish(&mut self, summary: &Summary) {
+        let t = &summary.totals;
+        let _ = writeln!(
+            self.out,
+            "done: {} requests in {:.1}s ({:.1} req/s), 5xx {} ({:.2}%), errors {}, p50 {:.2} ms, p99 {:.2} ms",
+            t.requests,
+            summary.duration_s,
+            t.rps,
+            t.status.s5xx,
+            t.ratio_5xx * 100.0,
+            t.errors.values().sum::<u64>(),
+            t.latency_ms.p50,
+            t.latency_ms.p99
+        );
+        for (arch, r) in &summary.by_arch {
+            let _ = writeln!(
+                self.out,
+                "  {arch}: {} requests, {:.1} req/s, 5xx {:.2}%, p50 {:.2} ms, p99 {:.2} ms",
+                r.requests,
+                r.rps,
+                r.ratio_5xx * 100.0,
+                r.latency_ms.p50,
+                r.latency_ms.p99
+            );
+        }
+        if let Some(c) = &summary.comparison {
+            for (arch, ratio) in c.by_arch.iter().filter(|(a, _)| **a != c.baseline) {
+                let _ = writeln!(
+                    self.out,
+                    "  {arch} vs {}: throughput x{:.3}, p99 x{:.3}",
+                    c.baseline, ratio.rps_ratio, ratio.p99_ratio
+                );
+            }
+        }
+        if summary.dropped > 0 {
+            let _ = writeln!(
+                self.out,
+                "  dropped {} arrivals: max_in_flight requests were outstanding (not sent)",
+                summary.dropped
+            );
+        }
+        if summary.late_requests > 0 {
+            let _ = writeln!(
+                self.out,
+                "  late: {} requests reported after their interval closed: in the totals, not in the series",
+                summary.late_requests
+            );
+        }
+        if let Some(lag) = &summary.send_lag_ms {
+            let _ = writeln!(
+                self.out,
+                "  send lag (actual - intended start) of {} arrivals: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                lag.count, lag.ms.p50, lag.ms.p99, lag.ms.max
+            );
+        }
+        for t in &summary.thresholds {
+            let _ = writeln!(self.out, "  threshold {t}");
+        }
+        if let Some(why) = &summary.aborted {
+            let _ = writeln!(self.out, "  stopped early: {why}");
+        }
+        let _ = self.out.flush();
+    }
+}
