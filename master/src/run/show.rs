@@ -135,3 +135,86 @@ pub fn snapshot(
         notices: progress.notices,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use stampede_proto::hdr::new_histogram;
+
+    use super::*;
+    use crate::stats::{Class, Latencies, Report, Series, TargetInfo};
+
+    fn progress() -> Progress {
+        Progress {
+            name: "r".into(),
+            elapsed: Duration::ZERO,
+            duration: Duration::ZERO,
+            stage: (1, 1),
+            stage_target: 0,
+            users_goal: 0,
+            users_shift: 0,
+            users_step: 1,
+            notices: Vec::new(),
+        }
+    }
+
+    fn report(seq: u64) -> Report {
+        let mut h = new_histogram();
+        h.record_n(1000, 10).unwrap();
+        Report {
+            run_id: "run".into(),
+            worker_id: "w".into(),
+            seq,
+            start_ms: (seq - 1) * 1000,
+            end_ms: seq * 1000,
+            users: 1,
+            is_final: false,
+            dropped: 0,
+            completed_stage: 0,
+            series: vec![Series {
+                target: 0,
+                request: 0,
+                arch: "arm64".into(),
+                class: Class::Status(2),
+                unexpected: false,
+                count: 10,
+                hist: Latencies::from(&h),
+            }],
+            send_lag: None,
+        }
+    }
+
+    /// The views are given each point once, without its histogram; the summary keeps it.
+    #[test]
+    fn snapshots_carry_only_the_new_points_without_histograms() {
+        let target = TargetInfo {
+            name: "arm".into(),
+            arch: "arm64".into(),
+        };
+        let mut agg = Aggregator::new("run".into(), 1000, vec![target], 1);
+        let fleet = Fleet::new(Default::default(), Duration::from_secs(3));
+        let valid = ValidLoad::default();
+        for seq in 1..=3 {
+            agg.ingest(&report(seq)).unwrap();
+        }
+        agg.close_intervals(3500);
+        let first = snapshot(progress(), &valid, &agg, &fleet, 0);
+        assert_eq!(first.new_points.len(), 2);
+        let shown = agg.series().len();
+        agg.close_all();
+        let second = snapshot(progress(), &valid, &agg, &fleet, shown);
+        assert_eq!(second.new_points.len(), 1);
+        assert_eq!(second.new_points[0].t, 3.0);
+        let points = first.new_points.iter().chain(&second.new_points);
+        assert!(
+            points
+                .flat_map(|p| p.by_arch.values())
+                .all(|a| a.hdr.is_none())
+        );
+        assert!(
+            agg.series()
+                .iter()
+                .all(|p| p.by_arch["arm64"].hdr.is_some())
+        );
+        assert_eq!(second.totals.requests, 30);
+    }
+}

@@ -122,3 +122,91 @@ pub fn fails_now(t: &Threshold, agg: &Aggregator, elapsed: Duration) -> Option<f
     let value = outcome::measured(t, results.as_ref(), agg.dropped())?;
     (!t.op.holds(value, t.bound)).then_some(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use stampede_proto::hdr::new_histogram;
+
+    use super::*;
+    use crate::stats::{Class, Latencies, Report, Series, TargetInfo};
+
+    const SCENARIO: &str = r#"
+name = "late"
+run_time = "10s"
+[[target]]
+name = "arm"
+url = "http://127.0.0.1:1"
+arch = "arm64"
+[[request]]
+name = "r"
+[load]
+users = 1
+"#;
+
+    fn report(seq: u64, end_ms: u64, n: u64) -> Report {
+        let mut h = new_histogram();
+        h.record_n(1000, n).unwrap();
+        Report {
+            run_id: "run".into(),
+            worker_id: "w".into(),
+            seq,
+            start_ms: end_ms - 1000,
+            end_ms,
+            users: 1,
+            is_final: false,
+            dropped: 0,
+            completed_stage: 0,
+            series: vec![Series {
+                target: 0,
+                request: 0,
+                arch: "arm64".into(),
+                class: Class::Status(2),
+                unexpected: false,
+                count: n,
+                hist: Latencies::from(&h),
+            }],
+            send_lag: None,
+        }
+    }
+
+    /// A report that comes after its interval closed is counted in the totals and said to be
+    /// late in the summary, instead of dropping out of the series silently.
+    #[test]
+    fn late_requests_reach_the_summary() {
+        let target = TargetInfo {
+            name: "arm".into(),
+            arch: "arm64".into(),
+        };
+        let mut agg = Aggregator::new("run".into(), 1000, vec![target], 1);
+        agg.worker_started("w", 0);
+        agg.ingest(&report(2, 2000, 5)).unwrap();
+        agg.close_intervals(3500);
+        // Interval 1 is closed by now: its report is late.
+        agg.ingest(&report(1, 1000, 3)).unwrap();
+        agg.close_all();
+        let scenario = crate::scenario::parse(Path::new("late.toml"), SCENARIO, &[]).unwrap();
+        let summary = summary(
+            &agg,
+            RunFacts {
+                scenario: &scenario,
+                started_at: SystemTime::now(),
+                ended_at: SystemTime::now(),
+                duration: Duration::from_secs(2),
+                workers: Vec::new(),
+                capacity: None,
+                aborted: None,
+            },
+        );
+        assert_eq!(summary.totals.requests, 8);
+        assert_eq!(summary.late_requests, 3);
+        let in_series: u64 = summary
+            .series
+            .iter()
+            .flat_map(|p| p.by_arch.values())
+            .map(|a| a.requests)
+            .sum();
+        assert_eq!(in_series + summary.late_requests, summary.totals.requests);
+    }
+}

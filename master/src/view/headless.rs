@@ -154,3 +154,28 @@ impl<W: Write + Send> View for Headless<W> {
         let _ = self.out.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_requests_are_said_while_running_and_at_the_end() {
+        let snapshot = Snapshot {
+            name: "r".into(),
+            late_requests: 3,
+            ..Snapshot::default()
+        };
+        let block = render(&snapshot);
+        assert!(block.contains("late: 3 requests"), "{block}");
+        assert!(!render(&Snapshot::default()).contains("late"));
+        let summary = Summary {
+            late_requests: 3,
+            ..Summary::default()
+        };
+        let mut out = Vec::new();
+        Headless::new(&mut out, Duration::from_secs(5)).finish(&summary);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("late: 3 requests"), "{text}");
+    }
+}
