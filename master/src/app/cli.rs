@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::demo::DemoArgs;
 use crate::wire::{ServerTls, TlsFileError};
 
 #[derive(Debug, Parser)]
@@ -31,6 +30,35 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write the HTML report (and optionally Locust CSV) of a finished run from its summary.
     Report(ReportArgs),
+}
+
+/// `demo`'s flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Plain status lines instead of the terminal UI.
+    #[arg(long)]
+    pub headless: bool,
+    /// How long the demo runs.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub run_time: Duration,
+    /// Total users (split over the two targets).
+    #[arg(long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Where to write the JSON summary.
+    #[arg(long, default_value = "demo-summary.json", value_name = "PATH")]
+    pub summary: PathBuf,
+    /// Another scenario to run against the two demo servers (its first two targets are pointed
+    /// at them).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Override any scenario key, e.g. --set load.users=40.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+    /// How often the headless view prints.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub status_every: Duration,
 }
 
 #[derive(Debug, Args)]

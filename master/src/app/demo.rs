@@ -3,15 +3,14 @@
 //! pointed at them, an in-process worker, and the live view.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
 use stampede_workload_server::{Server, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::cli::{Linger, OutputArgs};
+use super::cli::{DemoArgs, Linger};
 use super::execute::{ExecuteOptions, execute};
 use super::exit::Failure;
 use crate::scenario;
@@ -19,34 +18,6 @@ use crate::wire::{Auth, generate_token};
 
 /// The shipped demo scenario, built in so the demo runs from any directory.
 const DEMO_SCENARIO: &str = include_str!("../../../scenarios/demo.toml");
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Plain status lines instead of the terminal UI.
-    #[arg(long)]
-    pub headless: bool,
-    /// How long the demo runs.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DUR")]
-    pub run_time: Duration,
-    /// Total users (split over the two targets).
-    #[arg(long, value_name = "N")]
-    pub users: Option<u32>,
-    /// Where to write the JSON summary.
-    #[arg(long, default_value = "demo-summary.json", value_name = "PATH")]
-    pub summary: PathBuf,
-    /// Another scenario to run against the two demo servers (its first two targets are pointed
-    /// at them).
-    #[arg(long, value_name = "FILE")]
-    pub scenario: Option<PathBuf>,
-    /// Override any scenario key, e.g. --set load.users=40.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    #[command(flatten)]
-    pub outputs: OutputArgs,
-    /// How often the headless view prints.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
-    pub status_every: Duration,
-}
 
 /// A workload server started for the demo.
 struct DemoServer {

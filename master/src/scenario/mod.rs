@@ -12,10 +12,12 @@ mod cost;
 mod describe;
 mod load;
 mod model;
+mod names;
 mod plan;
 mod threshold;
 mod valid_load;
 mod validate;
+mod wait;
 
 pub use capacity::{After, CapacitySpec};
 pub use compile::{compile, redacted, shown_header};
