@@ -131,10 +131,10 @@ fn expand(prefix: &str, tree: &str, out: &mut Vec<String>) {
 /// The module a path names, from module `here`: the longest known module it starts with.
 fn resolve(path: &str, here: &Module, known: &BTreeSet<Module>) -> Option<Module> {
     let mut segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-    let mut base: Module = match segments.first()? {
-        &"crate" => Vec::new(),
+    let mut base: Module = match *segments.first()? {
+        "crate" => Vec::new(),
         // A module's `super` is its parent, for a `mod.rs` module as for a file one.
-        &"super" => here[..here.len().saturating_sub(1)].to_vec(),
+        "super" => here[..here.len().saturating_sub(1)].to_vec(),
         _ => return None,
     };
     segments.remove(0);
