@@ -109,6 +109,7 @@ fn main() -> anyhow::Result<()> {
             workers: Vec::new(),
             capacity: None,
             aborted: None,
+            master: None,
         },
     );
     let build = t0.elapsed();

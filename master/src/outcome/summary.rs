@@ -53,11 +53,23 @@ pub struct Summary {
     pub cost: Option<CostReport>,
     /// Open model: the generator's own send-time error (actual start − intended), ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub send_lag_ms: Option<SendLag>,
+    pub send_lag_ms: Option<Delays>,
     /// Requests whose report came after their interval had closed: counted in every total,
     /// missing from the series (a master that fell behind, or a worker's late resend).
     #[serde(default)]
     pub late_requests: u64,
+    /// How far behind the master was in counting reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<MasterLoad>,
+}
+
+/// How far behind the master was: how long reports waited between arriving and being counted
+/// and acknowledged, and for how long that wait passed one report interval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MasterLoad {
+    pub queue_ms: Delays,
+    /// Seconds of the run during which the master was behind.
+    pub behind_s: f64,
 }
 
 /// One request of the scenario, as served by one arch.
@@ -146,10 +158,11 @@ impl Latency {
     }
 }
 
-/// Open model: how late the generator started each arrival's request after it was due.
+/// A distribution of delays: how many, and their figures in ms (the open model's send lag,
+/// the master's queue).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct SendLag {
-    /// Arrivals sent.
+pub struct Delays {
+    /// Delays measured (arrivals sent; reports counted).
     pub count: u64,
     #[serde(flatten)]
     pub ms: Latency,

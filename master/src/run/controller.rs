@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::backlog::Backlog;
 use super::fleet::{Fleet, Lost};
 use super::pacing::Pacing;
 use super::show::{self, Progress};
@@ -84,6 +85,10 @@ pub struct Controller {
     agg: Aggregator,
     fleet: Fleet,
     pacing: Pacing,
+    /// How far behind the counting is.
+    load: Backlog,
+    /// When the views were last shown.
+    last_show: Instant,
     /// Why the run stopped early, if a threshold aborted it.
     aborted: Option<String>,
     notices: Vec<String>,
@@ -112,6 +117,8 @@ impl Controller {
         let requests = scenario.file.requests.len();
         let agg = Aggregator::new(run_id, config.report_interval_ms, targets, requests);
         Controller {
+            load: Backlog::new(scenario.file.report_interval),
+            last_show: Instant::now(),
             commands: view.commands(),
             pacing: Pacing::new(&scenario),
             fleet: Fleet::new(config, settings.liveness_timeout),
@@ -166,6 +173,7 @@ impl Controller {
             workers: self.fleet.history().to_vec(),
             capacity: self.pacing.capacity_report(),
             aborted: self.aborted.clone(),
+            master: Some(self.load.report()),
         };
         stats::summary(&self.agg, facts)
     }
@@ -295,9 +303,12 @@ impl Controller {
         let elapsed = self.clock.elapsed();
         let (heading, level) = self.pacing.levels_now();
         let (users_shift, users_step) = self.pacing.adjustment();
+        let behind = self.load.look(self.last_show.elapsed());
+        self.last_show = Instant::now();
         let mut notices = std::mem::take(&mut self.notices);
         notices.append(&mut self.fleet.notices);
         notices.append(&mut self.pacing.notices);
+        notices.append(&mut self.load.notices);
         let progress = Progress {
             name: self.scenario.name().to_owned(),
             elapsed,
@@ -311,7 +322,8 @@ impl Controller {
             notices,
         };
         let valid = &self.scenario.valid_load;
-        let snapshot = show::snapshot(progress, valid, &self.agg, &self.fleet, self.shown);
+        let mut snapshot = show::snapshot(progress, valid, &self.agg, &self.fleet, self.shown);
+        snapshot.master_wait = behind;
         self.shown = self.agg.series().len();
         self.view.update(&snapshot);
     }
@@ -345,9 +357,10 @@ impl Controller {
                 conn,
                 hello,
                 outbox,
+                liveness,
             } => {
                 let started = self.clock.start.is_some();
-                if let Some(id) = self.fleet.join(conn, hello, outbox, at, started) {
+                if let Some(id) = self.fleet.join(conn, hello, outbox, liveness, at, started) {
                     self.agg.worker_started(&id, self.clock.elapsed_ms());
                 }
             }
@@ -355,12 +368,11 @@ impl Controller {
                 conn,
                 worker,
                 report,
-            } => self.on_report(&worker, conn, report),
-            Event::Heartbeat {
-                conn,
-                worker,
-                heartbeat,
-            } => self.fleet.heartbeat(&worker, conn, &heartbeat),
+                received,
+            } => {
+                self.load.queued(received.elapsed());
+                self.on_report(&worker, conn, report);
+            }
             Event::Goodbye {
                 conn,
                 worker,
@@ -389,7 +401,7 @@ impl Controller {
                     .map(|_| r.seq)
                     .map_err(|e| e.to_string()),
             },
-            Err(e) if self.fleet.seen(worker, conn) => Err(e.to_string()),
+            Err(e) if self.fleet.is_live(worker, conn) => Err(e.to_string()),
             Err(_) => return,
         };
         match result {

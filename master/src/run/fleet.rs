@@ -4,14 +4,15 @@
 //! load to send comes from the pacing; counting is the aggregator's.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use stampede_proto::{self as pb, master_message::Kind as Msg};
 
 use super::registry::{JoinError, Joined, Registry, State, Worker};
 use crate::outcome::WorkerRecord;
 use crate::stats::Report;
-use crate::wire::Outbox;
+use crate::wire::{Liveness, Outbox};
 
 /// Reports a worker may get rejected before it is disconnected.
 const MAX_REJECTED_REPORTS: u32 = 10;
@@ -77,6 +78,7 @@ impl Fleet {
         conn: u64,
         hello: pb::Hello,
         outbox: Outbox,
+        liveness: Arc<Liveness>,
         at: Duration,
         started: bool,
     ) -> Option<String> {
@@ -88,10 +90,14 @@ impl Fleet {
             cores = hello.cores,
             "worker joined"
         );
-        match self
-            .registry
-            .join(conn, hello, outbox.clone(), at, self.liveness_timeout)
-        {
+        match self.registry.join(
+            conn,
+            hello,
+            outbox.clone(),
+            liveness,
+            at,
+            self.liveness_timeout,
+        ) {
             Ok(Joined::New) => {}
             Ok(Joined::Replaced(old)) => {
                 tracing::warn!(worker = %id, "worker reconnected; its previous connection is closed");
@@ -225,19 +231,10 @@ impl Fleet {
             .collect()
     }
 
-    pub fn heartbeat(&mut self, worker: &str, conn: u64, beat: &pb::Heartbeat) {
-        if let Some(w) = self.registry.get_mut(worker, conn) {
-            w.last_seen = Instant::now();
-            w.users = beat.users_running;
-            w.cpu_percent = beat.cpu_percent;
-        }
-    }
-
     pub fn goodbye(&mut self, worker: &str, conn: u64, goodbye: &pb::Goodbye) {
         if let Some(w) = self.registry.get_mut(worker, conn) {
-            w.last_seen = Instant::now();
             w.state = State::Finished;
-            w.users = 0;
+            w.liveness.set_users(0);
             tracing::debug!(worker, last_seq = goodbye.last_seq, "worker finished");
         }
     }
@@ -251,14 +248,12 @@ impl Fleet {
         report: &Report,
     ) -> Option<Result<(), String>> {
         let w = self.registry.get_mut(worker, conn)?;
-        w.last_seen = Instant::now();
         if report.worker_id != worker {
             return Some(Err(format!(
                 "report names worker `{}`, but came from `{worker}`",
                 report.worker_id
             )));
         }
-        w.users = report.users;
         let secs = report.end_ms.saturating_sub(report.start_ms) as f64 / 1000.0;
         w.rps = if secs > 0.0 {
             report.requests() as f64 / secs
@@ -269,15 +264,9 @@ impl Fleet {
         Some(Ok(()))
     }
 
-    /// Marks a worker heard from (a report that did not decode still shows it is alive).
-    pub fn seen(&mut self, worker: &str, conn: u64) -> bool {
-        match self.registry.get_mut(worker, conn) {
-            Some(w) => {
-                w.last_seen = Instant::now();
-                true
-            }
-            None => false,
-        }
+    /// Whether `worker` is live on `conn` (a stale connection's events are ignored).
+    pub fn is_live(&mut self, worker: &str, conn: u64) -> bool {
+        self.registry.get_mut(worker, conn).is_some()
     }
 
     /// Tells a worker its report `seq` is counted, so it need not resend it.
@@ -392,7 +381,14 @@ mod tests {
 
     fn join(f: &mut Fleet, id: &str, conn: u64, started: bool) -> Inbox {
         let (tx, rx) = mpsc::channel(8);
-        f.join(conn, hello(id), tx, Duration::ZERO, started);
+        f.join(
+            conn,
+            hello(id),
+            tx,
+            Liveness::new(),
+            Duration::ZERO,
+            started,
+        );
         rx
     }
 
@@ -458,7 +454,7 @@ mod tests {
     fn a_worker_that_stops_reading_is_lost() {
         let mut f = fleet();
         let (tx, _rx) = mpsc::channel(1);
-        f.join(1, hello("a"), tx, Duration::ZERO, false);
+        f.join(1, hello("a"), tx, Liveness::new(), Duration::ZERO, false);
         f.start_all(); // fills its one-message queue
         let lost = f.send_loads(f.running(), vec![load(1)], 1, Duration::ZERO);
         assert_eq!(lost.len(), 1);

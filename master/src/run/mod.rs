@@ -7,6 +7,7 @@
 //! May import: `stats`, `wire`, `outcome`, `view` (the View trait and snapshot), `scenario`.
 //! Nothing here knows about the command line.
 
+mod backlog;
 mod capacity;
 mod controller;
 mod cursor;

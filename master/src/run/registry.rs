@@ -2,12 +2,13 @@
 //! history of joins and departures for the summary.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use stampede_proto as pb;
 
 use crate::outcome::WorkerRecord;
-use crate::wire::Outbox;
+use crate::wire::{Liveness, Outbox};
 
 /// A worker's state as the master sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +40,10 @@ pub struct Worker {
     pub conn: u64,
     pub outbox: Outbox,
     pub state: State,
-    pub users: u32,
     /// Requests per second in its last report.
     pub rps: f64,
-    pub cpu_percent: f32,
-    pub last_seen: Instant,
+    /// The connection's view: when it last brought anything, the last heartbeat.
+    pub liveness: Arc<Liveness>,
     /// Its current assignment, per target (empty: none sent yet, or a re-send is due).
     pub assigned: Vec<pb::TargetLoad>,
     /// The plan stage of its current assignment.
@@ -92,13 +92,14 @@ impl Registry {
         conn: u64,
         hello: pb::Hello,
         outbox: Outbox,
+        liveness: Arc<Liveness>,
         at: Duration,
         stale_after: Duration,
     ) -> Result<Joined, JoinError> {
         let mut joined = Joined::New;
         if let Some(old) = self.live.get(&hello.worker_id) {
             let same_process = !hello.instance.is_empty() && old.instance == hello.instance;
-            if !same_process && old.last_seen.elapsed() <= stale_after {
+            if !same_process && old.liveness.silence() <= stale_after {
                 return Err(JoinError::DuplicateId(hello.worker_id));
             }
             let (id, old_conn) = (old.id.clone(), old.conn);
@@ -127,10 +128,8 @@ impl Registry {
             conn,
             outbox,
             state: State::Connected,
-            users: 0,
             rps: 0.0,
-            cpu_percent: 0.0,
-            last_seen: Instant::now(),
+            liveness,
             assigned: Vec::new(),
             assigned_stage: 0,
             completed_stage: 0,
@@ -174,7 +173,7 @@ impl Registry {
     pub fn silent(&self, timeout: Duration) -> Vec<(String, u64)> {
         self.live
             .values()
-            .filter(|w| w.last_seen.elapsed() > timeout)
+            .filter(|w| w.liveness.silence() > timeout)
             .map(|w| (w.id.clone(), w.conn))
             .collect()
     }

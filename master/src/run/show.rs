@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::fleet::Fleet;
 use crate::outcome::SeriesPoint;
 use crate::scenario::ValidLoad;
-use crate::stats::{Aggregator, Tally};
+use crate::stats::{Aggregator, Tally, max_ms, quantile_ms};
 use crate::view::{Ratio, Row, Snapshot, WorkerRow};
 
 /// The parts of a snapshot that come from the controller's own state.
@@ -24,6 +24,7 @@ pub struct Progress {
 }
 
 fn row(label: String, arch: String, rps_now: f64, t: &Tally) -> Row {
+    let latency = t.latency.histogram();
     Row {
         label,
         arch,
@@ -35,10 +36,10 @@ fn row(label: String, arch: String, rps_now: f64, t: &Tally) -> Row {
         errors: t.error_count(),
         status: t.status,
         error_kinds: t.errors,
-        p50_ms: t.quantile_ms(0.5),
-        p95_ms: t.quantile_ms(0.95),
-        p99_ms: t.quantile_ms(0.99),
-        max_ms: t.max_ms(),
+        p50_ms: quantile_ms(&latency, 0.5),
+        p95_ms: quantile_ms(&latency, 0.95),
+        p99_ms: quantile_ms(&latency, 0.99),
+        max_ms: max_ms(&latency),
         limit_5xx: None,
     }
 }
@@ -103,15 +104,18 @@ pub fn snapshot(
     let rps_now = last.map_or(0.0, |p| p.rps);
     let workers: Vec<WorkerRow> = fleet
         .live()
-        .map(|w| WorkerRow {
-            id: w.id.clone(),
-            arch: w.arch.clone(),
-            hostname: w.hostname.clone(),
-            users: w.users,
-            rps: w.rps,
-            cpu_percent: w.cpu_percent,
-            heartbeat_age: w.last_seen.elapsed(),
-            state: w.state.label(),
+        .map(|w| {
+            let (users, cpu_percent) = w.liveness.reported();
+            WorkerRow {
+                id: w.id.clone(),
+                arch: w.arch.clone(),
+                hostname: w.hostname.clone(),
+                users,
+                rps: w.rps,
+                cpu_percent,
+                heartbeat_age: w.liveness.silence(),
+                state: w.state.label(),
+            }
         })
         .collect();
     Snapshot {
@@ -132,6 +136,7 @@ pub fn snapshot(
         workers,
         new_points: new_points(agg, shown),
         late_requests: agg.late_requests(),
+        master_wait: Duration::ZERO,
         notices: progress.notices,
     }
 }

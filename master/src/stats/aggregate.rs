@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use stampede_proto::hdr::new_histogram;
 
 use super::report::Report;
-use super::tally::Tally;
+use super::tally::{Tally, quantile_ms};
 use crate::outcome::{self, ArchPoint, SeriesPoint};
 
 /// Most distinct arch labels one run accepts: they come from response headers.
@@ -244,16 +244,17 @@ impl Aggregator {
             .by_arch
             .iter()
             .map(|(arch, t)| {
+                let latency = t.latency.histogram();
                 let point = ArchPoint {
                     rps: t.requests as f64 / seconds,
                     requests: t.requests,
                     ratio_5xx: t.ratio_5xx(),
                     errors: t.error_count(),
-                    p50_ms: t.quantile_ms(0.5),
-                    p95_ms: t.quantile_ms(0.95),
-                    p99_ms: t.quantile_ms(0.99),
+                    p50_ms: quantile_ms(&latency, 0.5),
+                    p95_ms: quantile_ms(&latency, 0.95),
+                    p99_ms: quantile_ms(&latency, 0.99),
                     failures: t.failures,
-                    hdr: Some(outcome::hdr::encode(&t.latency)),
+                    hdr: Some(outcome::hdr::encode(&latency)),
                 };
                 (arch.clone(), point)
             })

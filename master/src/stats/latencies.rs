@@ -24,7 +24,7 @@ const MAX_INFLATED: usize = 256 * 1024;
 const SUB_BUCKET_HALF_MAGNITUDE: u32 = 10;
 const UNIT_MAGNITUDE: u32 = 0;
 /// Counters of a histogram at stampede's bounds.
-const COUNTS_LEN: usize = 23_552;
+pub(super) const COUNTS_LEN: usize = 23_552;
 
 /// Why bytes are not a stampede latency histogram.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -45,10 +45,11 @@ pub enum LatenciesError {
     Varint,
 }
 
-/// The non-empty buckets of a latency histogram (µs), in value order.
+/// The non-empty buckets of a latency histogram (µs), in value order, each by its index in a
+/// histogram at stampede's bounds (so merging is an addition at that index).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Latencies {
-    buckets: Vec<(u64, u64)>,
+    buckets: Vec<(u32, u64)>,
     total: u64,
 }
 
@@ -62,29 +63,27 @@ impl Latencies {
         self.total == 0
     }
 
-    /// (lowest value of the bucket, count), in value order.
-    pub fn buckets(&self) -> &[(u64, u64)] {
+    /// (bucket index, count), in index (that is, value) order.
+    pub fn buckets(&self) -> &[(u32, u64)] {
         &self.buckets
     }
 
     /// Adds these counts to `h`, which must have stampede's bounds.
     pub fn add_to(&self, h: &mut Histogram<u64>) {
-        for &(value, count) in &self.buckets {
+        for &(index, count) in &self.buckets {
             // In range by construction (checked at decode); saturating on the count.
-            let _ = h.record_n(value, count);
+            let _ = h.record_n(value_for(index as usize), count);
         }
     }
 }
 
 impl From<&Histogram<u64>> for Latencies {
     fn from(h: &Histogram<u64>) -> Self {
-        let buckets: Vec<(u64, u64)> = h
+        let buckets: Vec<(u32, u64)> = h
             .iter_recorded()
             .map(|v| {
-                (
-                    h.lowest_equivalent(v.value_iterated_to()),
-                    v.count_at_value(),
-                )
+                let value = h.lowest_equivalent(v.value_iterated_to());
+                (index_for(value) as u32, v.count_at_value())
             })
             .collect();
         Latencies {
@@ -199,7 +198,8 @@ fn parse_v2(b: &[u8]) -> Result<Latencies, LatenciesError> {
         }
         if n > 0 {
             let count = n as u64;
-            out.buckets.push((value_for(index), count));
+            // `index < COUNTS_LEN` (checked above), which fits a u32.
+            out.buckets.push((index as u32, count));
             out.total = out.total.saturating_add(count);
         }
         index += 1;
@@ -207,8 +207,20 @@ fn parse_v2(b: &[u8]) -> Result<Latencies, LatenciesError> {
     Ok(out)
 }
 
+/// The index of the bucket holding `value` (hdrhistogram's `counts_index_for`, at stampede's
+/// bounds); values above the highest trackable land in the last bucket.
+pub(super) fn index_for(value: u64) -> usize {
+    const SUB_BUCKET_MASK: u64 = (1 << (SUB_BUCKET_HALF_MAGNITUDE + 1)) - 1;
+    const LEADING_ZERO_BASE: u32 = 64 - UNIT_MAGNITUDE - (SUB_BUCKET_HALF_MAGNITUDE + 1);
+    let bucket = LEADING_ZERO_BASE.saturating_sub((value | SUB_BUCKET_MASK).leading_zeros());
+    let sub_bucket = (value >> (bucket + UNIT_MAGNITUDE)) as usize;
+    let index = ((bucket as usize + 1) << SUB_BUCKET_HALF_MAGNITUDE) + sub_bucket
+        - (1 << SUB_BUCKET_HALF_MAGNITUDE);
+    index.min(COUNTS_LEN - 1)
+}
+
 /// The lowest value of bucket `index` (hdrhistogram's `value_for`, at stampede's bounds).
-fn value_for(index: usize) -> u64 {
+pub(super) fn value_for(index: usize) -> u64 {
     let half = 1usize << SUB_BUCKET_HALF_MAGNITUDE;
     let mut bucket = (index >> SUB_BUCKET_HALF_MAGNITUDE) as i64 - 1;
     let mut sub_bucket = (index & (half - 1)) + half;
@@ -276,10 +288,12 @@ mod tests {
     fn bucketing_constants_match_hdrhistogram() {
         let h = new_histogram();
         assert_eq!(h.distinct_values(), COUNTS_LEN);
-        // Every bucket's lowest value maps back to itself.
+        // Every bucket's lowest value maps back to itself, and to its index.
         for index in (0..COUNTS_LEN).step_by(7) {
             let v = value_for(index);
             assert_eq!(h.lowest_equivalent(v), v, "index {index}");
+            assert_eq!(index_for(v), index, "value {v}");
+            assert_eq!(index_for(h.highest_equivalent(v)), index, "top of {index}");
         }
     }
 

@@ -6,13 +6,15 @@
 //! May import: `outcome` (the series and result types it produces), `scenario`.
 
 mod aggregate;
+mod dense;
 mod latencies;
 mod report;
 mod summary;
 mod tally;
 
 pub use aggregate::{Aggregator, TargetInfo};
+pub use dense::Dense;
 pub use latencies::{Decoder, Latencies, LatenciesError};
 pub use report::{Report, Series};
 pub use summary::{RunFacts, fails_now, summary};
-pub use tally::{Class, Tally};
+pub use tally::{Class, Tally, max_ms, quantile_ms};

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use super::Aggregator;
 use crate::outcome::{
-    self, CapacityReport, Comparison, Latency, RequestResults, Results, SCHEMA, SendLag, Summary,
-    TargetResults, WorkerRecord,
+    self, CapacityReport, Comparison, Delays, Latency, MasterLoad, RequestResults, Results, SCHEMA,
+    Summary, TargetResults, WorkerRecord,
 };
 use crate::scenario::{self, Scenario, Scope, Threshold};
 
@@ -24,6 +24,8 @@ pub struct RunFacts<'a> {
     pub capacity: Option<CapacityReport>,
     /// Why the run stopped before its plan ended.
     pub aborted: Option<String>,
+    /// How far behind the master was in counting.
+    pub master: Option<MasterLoad>,
 }
 
 /// The summary of everything counted so far, thresholds not yet judged.
@@ -92,11 +94,12 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
         by_request,
         capacity: facts.capacity,
         cost: None,
-        send_lag_ms: agg.send_lag().map(|h| SendLag {
+        send_lag_ms: agg.send_lag().map(|h| Delays {
             count: h.len(),
             ms: Latency::of(h),
         }),
         late_requests: agg.late_requests(),
+        master: facts.master,
     };
     summary.cost = (facts.scenario.file.cost.as_ref()).map(|c| outcome::cost_of(c, &summary));
     summary
@@ -197,6 +200,7 @@ users = 1
                 workers: Vec::new(),
                 capacity: None,
                 aborted: None,
+                master: None,
             },
         );
         assert_eq!(summary.totals.requests, 8);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use stampede_proto::Outcome;
-use stampede_proto::hdr::new_histogram;
 
+use super::dense::Dense;
 use super::latencies::Latencies;
 use crate::outcome::{self, ERROR_KINDS, Latency, Results, StatusCounts};
 
@@ -53,7 +53,7 @@ pub struct Tally {
     pub unexpected: [u64; 5],
     /// Latency of requests that got a response, µs. Transport errors are counted, not timed:
     /// the time to a refused connection says nothing about the server.
-    pub latency: Histogram<u64>,
+    pub latency: Dense,
 }
 
 impl Default for Tally {
@@ -64,7 +64,7 @@ impl Default for Tally {
             errors: [0; 4],
             failures: 0,
             unexpected: [0; 5],
-            latency: new_histogram(),
+            latency: Dense::default(),
         }
     }
 }
@@ -85,7 +85,7 @@ impl Tally {
                 if unexpected {
                     self.unexpected[i] += count;
                 }
-                l.add_to(&mut self.latency);
+                self.latency.add(l);
             }
             Class::Error(kind) => self.errors[kind.min(3)] += count,
         }
@@ -103,7 +103,7 @@ impl Tally {
         for (a, b) in self.unexpected.iter_mut().zip(other.unexpected) {
             *a += b;
         }
-        let _ = self.latency.add(&other.latency);
+        self.latency.merge(&other.latency);
     }
 
     pub fn count_5xx(&self) -> u64 {
@@ -123,28 +123,13 @@ impl Tally {
     pub fn error_ratio(&self) -> f64 {
         ratio(self.failures, self.requests)
     }
-
-    /// Latency quantile in milliseconds; 0 when nothing was timed.
-    pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.latency.is_empty() {
-            return 0.0;
-        }
-        us_to_ms(self.latency.value_at_quantile(q))
-    }
-
-    pub fn max_ms(&self) -> f64 {
-        if self.latency.is_empty() {
-            0.0
-        } else {
-            us_to_ms(self.latency.max())
-        }
-    }
 }
 
 impl Tally {
     /// The summary's figures of this tally over `duration_s` seconds; `with_hdr` embeds the
     /// histogram.
     pub fn results(&self, duration_s: f64, with_hdr: bool) -> Results {
+        let latency = self.latency.histogram();
         let errors: BTreeMap<String, u64> = ERROR_KINDS
             .iter()
             .zip(self.errors)
@@ -176,10 +161,23 @@ impl Tally {
             failures_by,
             ratio_5xx: self.ratio_5xx(),
             error_ratio: self.error_ratio(),
-            latency_ms: Latency::of(&self.latency),
-            hdr: with_hdr.then(|| outcome::hdr::encode(&self.latency)),
+            latency_ms: Latency::of(&latency),
+            hdr: with_hdr.then(|| outcome::hdr::encode(&latency)),
         }
     }
+}
+
+/// A latency quantile of `h` (µs) in milliseconds; 0 when nothing was timed.
+pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    us_to_ms(h.value_at_quantile(q))
+}
+
+/// The highest latency of `h` (µs) in milliseconds; 0 when nothing was timed.
+pub fn max_ms(h: &Histogram<u64>) -> f64 {
+    if h.is_empty() { 0.0 } else { us_to_ms(h.max()) }
 }
 
 pub fn ratio(part: u64, whole: u64) -> f64 {
@@ -197,6 +195,7 @@ fn us_to_ms(us: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stampede_proto::hdr::new_histogram;
 
     /// A series' latencies as reports carry them.
     fn hist_of(values: &[u64]) -> Latencies {
@@ -222,7 +221,8 @@ mod tests {
         assert_eq!(t.latency.len(), 4);
         assert!((t.ratio_5xx() - 1.0 / 6.0).abs() < 1e-12);
         // HDR reports the highest value equivalent to 4000 µs at 3 figures.
-        assert!((t.max_ms() - 4.0).abs() < 0.005, "{}", t.max_ms());
+        let max = max_ms(&t.latency.histogram());
+        assert!((max - 4.0).abs() < 0.005, "{max}");
     }
 
     #[test]

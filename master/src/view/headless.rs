@@ -69,6 +69,12 @@ pub fn render(s: &Snapshot) -> String {
     lines.extend(s.by_arch.iter().map(|r| row_line("arch", r)));
     lines.extend(s.by_target.iter().map(|r| row_line("target", r)));
     lines.push(row_line("all", &s.totals));
+    if s.master_wait > Duration::from_secs(1) {
+        lines.push(format!(
+            "  master behind: reports waited up to {:.1} s to be counted (acknowledgements slowed)",
+            s.master_wait.as_secs_f64()
+        ));
+    }
     if s.late_requests > 0 {
         lines.push(format!(
             "  late: {} requests reported after their interval closed (in the totals, not in the series)",
@@ -129,6 +135,15 @@ impl<W: Write + Send> View for Headless<W> {
                 self.out,
                 "  dropped {} arrivals: max_in_flight requests were outstanding (not sent)",
                 summary.dropped
+            );
+        }
+        if let Some(m) = summary.master.as_ref().filter(|m| m.behind_s > 0.0) {
+            let _ = writeln!(
+                self.out,
+                "  master behind for {:.0} s: reports waited up to {:.1} s to be counted (p99 {:.1} s)",
+                m.behind_s,
+                m.queue_ms.ms.max / 1000.0,
+                m.queue_ms.ms.p99 / 1000.0
             );
         }
         if summary.late_requests > 0 {

@@ -52,6 +52,8 @@ struct Figures {
     duration_s: f64,
     users_goal: u32,
     users_running: u32,
+    /// The longest a report waited in the master to be counted, over the last interval.
+    master_wait_s: f64,
     workers: usize,
     by_arch: Vec<Row>,
     by_target: Vec<Row>,
@@ -114,6 +116,7 @@ impl View for Metrics {
         f.duration_s = s.duration.as_secs_f64();
         f.users_goal = s.users_goal;
         f.users_running = s.users_running;
+        f.master_wait_s = s.master_wait.as_secs_f64();
         f.workers = s.workers.len();
         f.by_arch.clone_from(&s.by_arch);
         f.by_target.clone_from(&s.by_target);
@@ -161,6 +164,13 @@ impl Collector for RunCollector {
             "Users the plan asks for now",
             None,
             f.users_goal,
+        )?;
+        gauge_one(
+            &mut enc,
+            "master_queue",
+            "Longest a report waited in the master to be counted, last interval (past one interval: the master is behind)",
+            seconds,
+            f.master_wait_s,
         )?;
         let running = "Users the workers run, as they last reported";
         gauge_one(&mut enc, "users_running", running, None, f.users_running)?;

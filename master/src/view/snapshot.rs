@@ -115,6 +115,8 @@ pub struct Snapshot {
     pub new_points: Vec<SeriesPoint>,
     /// Requests counted after their interval had closed: in the totals, not in the series.
     pub late_requests: u64,
+    /// The longest a report waited in the master to be counted since the last snapshot.
+    pub master_wait: Duration,
     /// Lines worth telling the user about (a worker left, a report was rejected).
     pub notices: Vec<String>,
 }

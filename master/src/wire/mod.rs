@@ -6,9 +6,11 @@
 
 mod auth;
 pub mod decode;
+mod liveness;
 mod server;
 mod tls;
 
 pub use auth::{Auth, AuthError, generate_token, insecure_warning, resolve as resolve_auth};
+pub use liveness::Liveness;
 pub use server::{Event, MAX_MESSAGE_BYTES, OUTBOX, Outbox, Service, ServiceConfig, bind, serve};
 pub use tls::{ServerTls, TlsFileError};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use stampede_proto::coordinator_server::{Coordinator, CoordinatorServer};
@@ -17,6 +17,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::decode::{self, DecodeError};
+use super::liveness::Liveness;
 use super::tls::ServerTls;
 use crate::stats::{Decoder, Report};
 
@@ -38,16 +39,16 @@ pub enum Event {
         conn: u64,
         hello: pb::Hello,
         outbox: Outbox,
+        /// The connection's own view of its worker (silence, last heartbeat).
+        liveness: Arc<Liveness>,
     },
     Report {
         conn: u64,
         worker: String,
         report: Result<Report, DecodeError>,
-    },
-    Heartbeat {
-        conn: u64,
-        worker: String,
-        heartbeat: pb::Heartbeat,
+        /// When it came off the stream: how long it then waited shows how far behind the
+        /// master is.
+        received: Instant,
     },
     Goodbye {
         conn: u64,
@@ -142,12 +143,14 @@ async fn read_hello(inbound: &mut Streaming<pb::WorkerMessage>) -> Result<pb::He
     Ok(hello)
 }
 
-/// Forwards a worker's stream to the controller until it ends.
+/// Forwards a worker's stream to the controller until it ends. Heartbeats stop here, in
+/// `liveness`; reports and goodbyes go on, in order.
 async fn pump(
     conn: u64,
     worker: String,
     mut inbound: Streaming<pb::WorkerMessage>,
     events: mpsc::Sender<Event>,
+    liveness: Arc<Liveness>,
 ) {
     let mut decoder = Decoder::new();
     let reason = loop {
@@ -160,18 +163,26 @@ async fn pump(
                 break "connection lost".to_owned();
             }
         };
+        liveness.heard();
         let worker = worker.clone();
         let event = match message.kind {
-            Some(Kind::Report(r)) => Event::Report {
-                conn,
-                worker,
-                report: decode::decode_with(&mut decoder, r),
-            },
-            Some(Kind::Heartbeat(heartbeat)) => Event::Heartbeat {
-                conn,
-                worker,
-                heartbeat,
-            },
+            Some(Kind::Report(r)) => {
+                let received = Instant::now();
+                let report = decode::decode_with(&mut decoder, r);
+                if let Ok(r) = &report {
+                    liveness.set_users(r.users);
+                }
+                Event::Report {
+                    conn,
+                    worker,
+                    report,
+                    received,
+                }
+            }
+            Some(Kind::Heartbeat(beat)) => {
+                liveness.heartbeat(beat.users_running, beat.cpu_percent);
+                continue;
+            }
             Some(Kind::Goodbye(goodbye)) => Event::Goodbye {
                 conn,
                 worker,
@@ -182,7 +193,11 @@ async fn pump(
                 continue;
             }
         };
-        if events.send(event).await.is_err() {
+        // A full queue is the master falling behind, not the worker falling silent.
+        liveness.hold(true);
+        let sent = events.send(event).await;
+        liveness.hold(false);
+        if sent.is_err() {
             return;
         }
     };
@@ -255,15 +270,17 @@ impl Coordinator for Service {
             self.config.heartbeat_interval,
         ));
         let worker = hello.worker_id.clone();
+        let liveness = Liveness::new();
         self.events
             .send(Event::Joined {
                 conn,
                 hello,
                 outbox,
+                liveness: liveness.clone(),
             })
             .await
             .map_err(|_| Status::unavailable("the master is shutting down"))?;
-        tokio::spawn(pump(conn, worker, inbound, self.events.clone()));
+        tokio::spawn(pump(conn, worker, inbound, self.events.clone(), liveness));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -121,6 +121,13 @@ fn status_line(snap: &Snapshot) -> Line<'static> {
         Span::styled(format!("{:.1}", snap.rps_now), Style::new().bold().green()),
         " req/s".into(),
     ];
+    if snap.master_wait > std::time::Duration::from_secs(1) {
+        // Reports wait in the master: acknowledgements come late, the figures lag behind.
+        spans.push(Span::styled(
+            format!("  master behind {:.1}s", snap.master_wait.as_secs_f64()),
+            Style::new().bold().red(),
+        ));
+    }
     if snap.late_requests > 0 {
         // Counted in every total, but their intervals had closed: the charts miss them.
         spans.push(Span::styled(

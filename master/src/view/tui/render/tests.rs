@@ -103,6 +103,7 @@ fn snapshot() -> Snapshot {
         }],
         new_points: series,
         late_requests: 0,
+        master_wait: Duration::ZERO,
         notices: vec![],
     }
 }
