@@ -39,7 +39,7 @@ impl Class {
 }
 
 /// Counts and latency of a group of requests.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Tally {
     /// Every attempt that got a response or an error.
     pub requests: u64,
@@ -54,19 +54,6 @@ pub struct Tally {
     /// Latency of requests that got a response, µs. Transport errors are counted, not timed:
     /// the time to a refused connection says nothing about the server.
     pub latency: Dense,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Tally {
-            requests: 0,
-            status: [0; 5],
-            errors: [0; 4],
-            failures: 0,
-            unexpected: [0; 5],
-            latency: Dense::default(),
-        }
-    }
 }
 
 impl Tally {
