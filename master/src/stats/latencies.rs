@@ -7,8 +7,8 @@
 //! Merging is exact: each pair is recorded at its bucket's lowest value, which lands in the same
 //! bucket of the target histogram (every stampede histogram has the same bounds).
 
-use flate2::{Decompress, FlushDecompress, Status};
 use hdrhistogram::Histogram;
+use libdeflater::{DecompressionError, Decompressor};
 use stampede_proto::hdr;
 
 /// The serialization cookies (HdrHistogram V2, and V2 wrapped in zlib).
@@ -93,9 +93,11 @@ impl From<&Histogram<u64>> for Latencies {
     }
 }
 
-/// Decodes serialized histograms; keeps its inflater and buffer from one to the next.
+/// Decodes serialized histograms; keeps its inflater and buffer from one to the next (one per
+/// thread is enough: decoding never waits).
 pub struct Decoder {
-    inflater: Decompress,
+    inflater: Decompressor,
+    /// Room for the inflated payload; grown (up to the bound) when a payload needs more.
     inflated: Vec<u8>,
 }
 
@@ -105,11 +107,14 @@ impl Default for Decoder {
     }
 }
 
+/// The inflate buffer's first size: an interval's histogram inflates to a few KB.
+const FIRST_BUFFER: usize = 16 * 1024;
+
 impl Decoder {
     pub fn new() -> Self {
         Self {
-            inflater: Decompress::new(true),
-            inflated: Vec::with_capacity(4096),
+            inflater: Decompressor::new(),
+            inflated: vec![0; FIRST_BUFFER],
         }
     }
 
@@ -120,40 +125,31 @@ impl Decoder {
             V2_DEFLATE_COOKIE => {
                 let len = read_u32(bytes, 4)? as usize;
                 let compressed = bytes.get(8..8 + len).ok_or(LatenciesError::Truncated)?;
-                self.inflate(compressed)?;
-                if read_u32(&self.inflated, 0)? != V2_COOKIE {
+                let n = self.inflate(compressed)?;
+                let inflated = &self.inflated[..n];
+                if read_u32(inflated, 0)? != V2_COOKIE {
                     return Err(LatenciesError::Cookie);
                 }
-                parse_v2(&self.inflated[4..])
+                parse_v2(&inflated[4..])
             }
             _ => Err(LatenciesError::Cookie),
         }
     }
 
-    fn inflate(&mut self, input: &[u8]) -> Result<(), LatenciesError> {
-        self.inflater.reset(true);
-        self.inflated.clear();
+    /// Inflates a zlib stream into the buffer (libdeflate: whole-buffer inflation, cheaper than
+    /// a streaming inflater on these small payloads); returns its length.
+    fn inflate(&mut self, input: &[u8]) -> Result<usize, LatenciesError> {
         loop {
-            let read = usize::try_from(self.inflater.total_in()).unwrap_or(usize::MAX);
-            let rest = input.get(read..).ok_or(LatenciesError::Deflate)?;
-            if self.inflated.len() == self.inflated.capacity() {
-                if self.inflated.capacity() >= MAX_INFLATED {
-                    return Err(LatenciesError::TooLarge);
+            match self.inflater.zlib_decompress(input, &mut self.inflated) {
+                Ok(n) => return Ok(n),
+                Err(DecompressionError::InsufficientSpace) => {
+                    if self.inflated.len() >= MAX_INFLATED {
+                        return Err(LatenciesError::TooLarge);
+                    }
+                    let grown = (self.inflated.len() * 4).min(MAX_INFLATED);
+                    self.inflated.resize(grown, 0);
                 }
-                self.inflated.reserve(self.inflated.capacity().max(1024));
-            }
-            let before = self.inflater.total_out();
-            match self
-                .inflater
-                .decompress_vec(rest, &mut self.inflated, FlushDecompress::None)
-            {
-                Ok(Status::StreamEnd) => return Ok(()),
-                // Output space ran out: grow and go on. No progress with space left: truncated.
-                Ok(Status::Ok | Status::BufError)
-                    if self.inflater.total_out() > before
-                        || self.inflated.len() == self.inflated.capacity() => {}
-                Ok(_) => return Err(LatenciesError::Truncated),
-                Err(_) => return Err(LatenciesError::Deflate),
+                Err(DecompressionError::BadData) => return Err(LatenciesError::Deflate),
             }
         }
     }
@@ -178,11 +174,22 @@ fn parse_v2(b: &[u8]) -> Result<Latencies, LatenciesError> {
     let mut counts = b
         .get(V2_HEADER..V2_HEADER + payload_len)
         .ok_or(LatenciesError::Truncated)?;
-    let mut out = Latencies::default();
+    let mut out = Latencies {
+        // About one bucket per two bytes of counts, rarely more.
+        buckets: Vec::with_capacity(payload_len / 2),
+        total: 0,
+    };
     let mut index: usize = 0;
-    while !counts.is_empty() {
-        let (zigzag, used) = read_varint(counts)?;
-        counts = &counts[used..];
+    while let Some(&first) = counts.first() {
+        // Most counts and runs fit one byte.
+        let zigzag = if first & 0x80 == 0 {
+            counts = &counts[1..];
+            u64::from(first)
+        } else {
+            let (zigzag, used) = read_varint(counts)?;
+            counts = &counts[used..];
+            zigzag
+        };
         // Zig-zag: non-negative numbers are counts, negative ones runs of empty buckets.
         let n = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
         if n < 0 {

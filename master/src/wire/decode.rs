@@ -42,9 +42,20 @@ pub enum DecodeError {
     AbsurdTime(u64),
 }
 
+thread_local! {
+    /// One histogram decoder per runtime thread: decoding never waits, so connections on the
+    /// same thread never need it at the same time (one per connection would hold its buffers
+    /// thousands of times over).
+    static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(Decoder::new());
+}
+
 /// Decodes a report and checks everything that can be checked without the run's context.
 pub fn decode(report: pb::Report) -> Result<Report, DecodeError> {
-    decode_with(&mut Decoder::new(), report)
+    DECODER.with(|d| match d.try_borrow_mut() {
+        Ok(mut decoder) => decode_with(&mut decoder, report),
+        // Only a decode that re-entered itself could find it taken; never on this path.
+        Err(_) => decode_with(&mut Decoder::new(), report),
+    })
 }
 
 /// [`decode`] with a histogram decoder kept from one report to the next (one per connection).

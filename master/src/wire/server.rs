@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::decode::{self, DecodeError};
 use super::liveness::Liveness;
 use super::tls::ServerTls;
-use crate::stats::{Decoder, Report};
+use crate::stats::Report;
 
 /// How long a new stream may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -152,7 +152,6 @@ async fn pump(
     events: mpsc::Sender<Event>,
     liveness: Arc<Liveness>,
 ) {
-    let mut decoder = Decoder::new();
     let reason = loop {
         let message = match inbound.message().await {
             Ok(Some(m)) => m,
@@ -168,7 +167,7 @@ async fn pump(
         let event = match message.kind {
             Some(Kind::Report(r)) => {
                 let received = Instant::now();
-                let report = decode::decode_with(&mut decoder, r);
+                let report = decode::decode(r);
                 if let Ok(r) = &report {
                     liveness.set_users(r.users);
                 }
