@@ -264,10 +264,14 @@ fn report_error(result: anyhow::Result<u8>) -> u8 {
 }
 
 pub(crate) fn load_or_report(path: &std::path::Path, overrides: &[String]) -> Result<Scenario, u8> {
-    scenario::load(path, overrides).map_err(|e| {
+    let s = scenario::load(path, overrides).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_BAD_INPUT
-    })
+    })?;
+    for warning in scenario::warnings(&s) {
+        eprintln!("WARNING: {warning}");
+    }
+    Ok(s)
 }
 
 fn report(args: &ReportArgs) -> u8 {

@@ -7,7 +7,7 @@ use stampede_proto::{Outcome, hdr};
 use crate::latencies::Latencies;
 
 /// Transport error kinds, as named in the summary.
-pub const ERROR_KINDS: [&str; 4] = ["connect", "reset", "timeout", "other"];
+pub const ERROR_KINDS: [&str; 5] = ["connect", "reset", "timeout", "other", "tls"];
 
 /// The outcome of one request, as the master classifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +33,7 @@ impl Class {
             Outcome::ErrorReset => Class::Error(1),
             Outcome::ErrorTimeout => Class::Error(2),
             Outcome::ErrorOther => Class::Error(3),
+            Outcome::ErrorTls => Class::Error(4),
         })
     }
 }
@@ -52,7 +53,7 @@ pub struct Tally {
     /// Responses by status class; index 0 is 1xx.
     pub status: [u64; 5],
     /// Transport errors by kind, in [`ERROR_KINDS`] order.
-    pub errors: [u64; 4],
+    pub errors: [u64; 5],
     /// Requests whose outcome was not what the scenario expected (errors included).
     pub failures: u64,
     /// The unexpected responses among `status`, by status class (index 0 is 1xx).
@@ -67,7 +68,7 @@ impl Default for Tally {
         Tally {
             requests: 0,
             status: [0; 5],
-            errors: [0; 4],
+            errors: [0; 5],
             failures: 0,
             unexpected: [0; 5],
             latency: new_histogram(),
@@ -97,7 +98,7 @@ impl Tally {
                 }
                 l.add_to(&mut self.latency);
             }
-            Class::Error(kind) => self.errors[kind.min(3)] += count,
+            Class::Error(kind) => self.errors[kind.min(ERROR_KINDS.len() - 1)] += count,
         }
     }
 
@@ -183,7 +184,7 @@ mod tests {
         t.record(Class::Error(2), true, 2, &hist_of(&[10, 20]));
         assert_eq!(t.requests, 6);
         assert_eq!(t.status, [0, 3, 0, 0, 1]);
-        assert_eq!(t.errors, [0, 0, 2, 0]);
+        assert_eq!(t.errors, [0, 0, 2, 0, 0]);
         assert_eq!(t.failures, 3);
         assert_eq!(t.unexpected, [0, 0, 0, 0, 1]);
         // Errors are counted but not timed.

@@ -18,16 +18,7 @@ pub fn compile(s: &Scenario, run_id: &str) -> pb::RunConfig {
         run_id: run_id.to_owned(),
         report_interval_ms: millis(s.report_interval),
         arch_header: s.arch_header.to_ascii_lowercase(),
-        targets: s
-            .targets
-            .iter()
-            .map(|t| pb::Target {
-                name: t.name.clone(),
-                url: t.url.clone(),
-                arch: t.arch.clone(),
-                weight: t.weight,
-            })
-            .collect(),
+        targets: s.targets.iter().map(super::tls::compile_target).collect(),
         requests: s.requests.iter().map(|r| compile_request(s, r)).collect(),
         wait: Some(compile_wait(s.load.wait.as_ref().unwrap_or(&Wait::None))),
         model: match s.load.model {

@@ -91,12 +91,18 @@ pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Scenario, 
             message,
         }
     })?;
-    validate(&scenario).map_err(|(key, message)| ScenarioError::Value {
-        path: path.to_owned(),
-        position: locate(text, &key),
-        key,
-        message,
-    })?;
+    let mut scenario = scenario;
+    // The files a scenario names (TLS certificates) are read now, next to it: a missing one
+    // stops the run before any worker is asked.
+    let base = path.parent().unwrap_or(Path::new("."));
+    validate(&scenario)
+        .and_then(|()| super::tls::read_files(&mut scenario, base))
+        .map_err(|(key, message)| ScenarioError::Value {
+            path: path.to_owned(),
+            position: locate(text, &key),
+            key,
+            message,
+        })?;
     Ok(scenario)
 }
 

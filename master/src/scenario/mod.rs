@@ -6,6 +6,7 @@ mod compile;
 mod cost;
 mod load;
 mod model;
+mod tls;
 mod validate;
 
 pub use capacity::{After, CapacitySpec};
@@ -13,3 +14,4 @@ pub use compile::{compile, redacted, shown_header};
 pub use cost::{ArchPrice, CostSpec};
 pub use load::{ScenarioError, load, parse};
 pub use model::*;
+pub use tls::{HttpVersion, Pem, TargetTls, warnings};
