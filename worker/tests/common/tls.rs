@@ -398,7 +398,7 @@ async fn pipe(client: TcpStream, upstream: SocketAddr, hold: Hold) {
             };
             first = false;
             if let Some(d) = wait {
-                tokio::time::sleep(d).await;
+                hold_for(d).await;
             }
             if cw.write_all(&buf[..n]).await.is_err() {
                 break;
@@ -407,6 +407,18 @@ async fn pipe(client: TcpStream, upstream: SocketAddr, hold: Hold) {
         let _ = cw.shutdown().await;
     };
     tokio::join!(up, down);
+}
+
+/// Waits `d` to well under a millisecond: tokio's timer rounds up to the next millisecond, so
+/// it sleeps to 1 ms short and yields until the exact instant.
+async fn hold_for(d: Duration) {
+    let until = Instant::now() + d;
+    if let Some(coarse) = d.checked_sub(Duration::from_millis(1)) {
+        tokio::time::sleep(coarse).await;
+    }
+    while Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Reads a whole file, for messages.
