@@ -9,7 +9,8 @@
 //! last stream id, or never sent because the connection was going away) is sent again, on
 //! another connection, a bounded number of times; it is recorded once either way.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use ::h2::{Reason, RecvStream};
 use ::http::header::{HeaderMap, HeaderName};
 use ::http::{Method, Request, Uri};
 use bytes::Bytes;
+use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
@@ -179,7 +181,7 @@ impl Hub {
         drop(dialing);
         let conn = conn?;
         lock(&conns.state).conns.push(conn);
-        conns.changed.notify_waiters();
+        conns.wake();
         Ok(())
     }
 
@@ -228,8 +230,10 @@ struct TargetConns {
     /// Free streams over all connections (`max_conns` × `streams`).
     permits: Arc<Semaphore>,
     state: Mutex<State>,
-    /// A connection was added or a dial ended.
+    /// A connection was added, a dial ended or a stream was given back.
     changed: Notify,
+    /// Requests waiting on `changed`.
+    waiters: AtomicUsize,
     learned: AtomicU8,
     probe: tokio::sync::Mutex<()>,
     ids: AtomicU64,
@@ -258,6 +262,7 @@ impl TargetConns {
             permits: Arc::new(Semaphore::new(max_conns.saturating_mul(streams))),
             state: Mutex::new(State::default()),
             changed: Notify::new(),
+            waiters: AtomicUsize::new(0),
             learned: AtomicU8::new(LEARNED_NOTHING),
             probe: tokio::sync::Mutex::new(()),
             ids: AtomicU64::new(0),
@@ -273,11 +278,8 @@ impl TargetConns {
     async fn lease(&self, t: &TargetPlan, phases: &mut Phases) -> Result<Lease<'_>, Error> {
         // The semaphore is never closed.
         let mut permit = Arc::clone(&self.permits).acquire_owned().await.ok();
+        let mut registered: Option<(Pin<Box<Notified<'_>>>, Waiter<'_>)> = None;
         loop {
-            let waiting = self.changed.notified();
-            tokio::pin!(waiting);
-            // Registered before the state is looked at, so no change can slip in between.
-            waiting.as_mut().enable();
             match self.pick() {
                 Pick::Stream(id, send, dead) => {
                     return Ok(Lease {
@@ -288,8 +290,21 @@ impl TargetConns {
                         _permit: permit.take(),
                     });
                 }
-                Pick::Wait => waiting.await,
+                Pick::Wait => match registered.take() {
+                    Some((notified, waiter)) => {
+                        notified.await;
+                        drop(waiter);
+                    }
+                    // Register, then look once more: a change in between wakes this request.
+                    None => {
+                        let waiter = Waiter::new(self);
+                        let mut notified = Box::pin(self.changed.notified());
+                        notified.as_mut().enable();
+                        registered = Some((notified, waiter));
+                    }
+                },
                 Pick::Dial => {
+                    drop(registered.take());
                     let dialing = Dialing(self);
                     let result = dial(t, &t.dest, phases, self.next_id()).await;
                     drop(dialing);
@@ -303,10 +318,18 @@ impl TargetConns {
                         _permit: permit.take(),
                     };
                     lock(&self.state).conns.push(conn);
-                    self.changed.notify_waiters();
+                    self.wake();
                     return Ok(lease);
                 }
             }
+        }
+    }
+
+    /// Wakes requests waiting for a stream, if there are any (most of the time there are
+    /// none, and a release costs no more than its lock).
+    fn wake(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_waiters();
         }
     }
 
@@ -314,23 +337,33 @@ impl TargetConns {
     /// dialing), or wait for a change.
     fn pick(&self) -> Pick {
         let mut state = lock(&self.state);
-        state.conns.retain(|c| !c.dead.load(Ordering::Relaxed));
-        let streams = self.streams;
-        let roomy = state
-            .conns
-            .iter_mut()
-            .filter(|c| c.in_flight < streams.min(c.send.current_max_send_streams()))
-            .min_by_key(|c| c.in_flight);
-        if let Some(conn) = roomy {
-            conn.in_flight += 1;
-            return Pick::Stream(conn.id, conn.send.clone(), conn.dead.clone());
+        if state.conns.iter().any(|c| c.dead.load(Ordering::Relaxed)) {
+            state.conns.retain(|c| !c.dead.load(Ordering::Relaxed));
         }
-        if state.conns.len() + state.dialing < self.max_conns {
-            state.dialing += 1;
-            return Pick::Dial;
-        }
-        if state.dialing > 0 {
-            return Pick::Wait;
+        let can_dial = state.conns.len() + state.dialing < self.max_conns;
+        let dialing = state.dialing;
+        let best = state.conns.iter_mut().min_by_key(|c| c.in_flight);
+        match best {
+            // Up to `connections`, a busy pool opens another one, so that streams spread over
+            // all of them (as a server behind a balancer would see real clients do).
+            Some(conn) if conn.in_flight > 0 && can_dial => {
+                state.dialing += 1;
+                return Pick::Dial;
+            }
+            // The server's limit is asked of the one candidate only (it takes h2's lock).
+            Some(conn)
+                if conn.in_flight < self.streams
+                    && conn.in_flight < conn.send.current_max_send_streams() =>
+            {
+                conn.in_flight += 1;
+                return Pick::Stream(conn.id, conn.send.clone(), conn.dead.clone());
+            }
+            _ if can_dial => {
+                state.dialing += 1;
+                return Pick::Dial;
+            }
+            _ if dialing > 0 => return Pick::Wait,
+            _ => {}
         }
         // Every connection is at the server's stream limit, below ours: the stream permits
         // still allow this request, so the least busy connection takes it and h2 queues it
@@ -351,6 +384,22 @@ enum Pick {
     Wait,
 }
 
+/// A request waiting for a stream, counted so that releases only notify when someone waits.
+struct Waiter<'a>(&'a TargetConns);
+
+impl<'a> Waiter<'a> {
+    fn new(conns: &'a TargetConns) -> Self {
+        conns.waiters.fetch_add(1, Ordering::SeqCst);
+        Waiter(conns)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Counts a dial in progress; dropping it (the dial ended, or the request was cancelled)
 /// uncounts it and wakes requests waiting for a connection.
 struct Dialing<'a>(&'a TargetConns);
@@ -360,7 +409,7 @@ impl Drop for Dialing<'_> {
         let mut state = lock(&self.0.state);
         state.dialing = state.dialing.saturating_sub(1);
         drop(state);
-        self.0.changed.notify_waiters();
+        self.0.wake();
     }
 }
 
@@ -387,7 +436,7 @@ impl Drop for Lease<'_> {
             conn.in_flight = conn.in_flight.saturating_sub(1);
         }
         drop(state);
-        self.conns.changed.notify_waiters();
+        self.conns.wake();
     }
 }
 
@@ -433,7 +482,9 @@ async fn exchange(
     req: &H2Request<'_>,
     phases: &mut Phases,
 ) -> Result<Response, Error> {
-    let mut send = send.ready().await.map_err(Error::Stream)?;
+    // A fresh clone of the connection's handle has no stream pending, so it is ready: h2's
+    // `send_request` itself refuses a connection that is going away.
+    let mut send = send;
     let mut request = Request::new(());
     *request.method_mut() = req.method.clone();
     *request.uri_mut() = req.uri.clone();
@@ -472,7 +523,9 @@ async fn exchange(
         None
     };
     let mut body: RecvStream = response.into_body();
-    drain(&mut body).await?;
+    if !body.is_end_stream() {
+        drain(&mut body).await?;
+    }
     Ok(Response {
         status,
         arch,
@@ -487,6 +540,9 @@ async fn drain(body: &mut RecvStream) -> Result<(), Error> {
         let chunk = chunk.map_err(Error::Stream)?;
         // Give the window back at once: the bytes are dropped, never kept.
         let _ = body.flow_control().release_capacity(chunk.len());
+        if body.is_end_stream() {
+            return Ok(());
+        }
     }
     body.trailers().await.map_err(Error::Stream)?;
     Ok(())

@@ -507,6 +507,27 @@ mod tests {
     }
 
     #[test]
+    fn https_locations_keep_tls() {
+        let r = resolve_location(
+            b"https://b.test/x",
+            &dest("a.test:8080"),
+            &"/".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!((r.dest.port, r.dest.tls), (443, true));
+        let here = Dest::from_authority(&"a.test:8443".parse().unwrap(), true).unwrap();
+        let r = resolve_location(b"//c.test/y", &here, &"/".parse().unwrap()).unwrap();
+        assert_eq!(
+            (r.dest.host.as_str(), r.dest.port, r.dest.tls),
+            ("c.test", 443, true)
+        );
+        assert!(
+            !here.same_endpoint(&dest("a.test:8443")),
+            "the scheme is part of the endpoint"
+        );
+    }
+
+    #[test]
     fn unsupported_locations_are_errors() {
         assert!(matches!(
             resolve("ftp://b.test/", "/"),

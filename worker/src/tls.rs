@@ -298,3 +298,63 @@ pub(crate) fn reason(err: &rustls::Error) -> &'static str {
         _ => "handshake failure",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_failures_get_the_operators_words() {
+        let cert = |e| reason(&rustls::Error::InvalidCertificate(e));
+        assert_eq!(cert(CertificateError::UnknownIssuer), "unknown issuer");
+        assert_eq!(cert(CertificateError::NotValidForName), "name mismatch");
+        assert_eq!(cert(CertificateError::Expired), "expired");
+        assert_eq!(cert(CertificateError::BadSignature), "bad certificate");
+        let alert = |a| reason(&rustls::Error::AlertReceived(a));
+        assert_eq!(
+            alert(AlertDescription::HandshakeFailure),
+            "handshake failure"
+        );
+        assert_eq!(
+            alert(AlertDescription::ProtocolVersion),
+            "no common protocol"
+        );
+        assert_eq!(
+            alert(AlertDescription::NoApplicationProtocol),
+            "no common protocol"
+        );
+        assert_eq!(
+            reason(&rustls::Error::NoApplicationProtocol),
+            "no common protocol"
+        );
+    }
+
+    #[test]
+    fn versions_and_settings_are_checked() {
+        assert_eq!(versions(&[]).unwrap().len(), 2);
+        assert_eq!(versions(&[TlsVersion::Tls13 as i32]).unwrap().len(), 1);
+        assert!(versions(&[9]).is_err());
+        let only_key = TargetTls {
+            key_pem: b"x".to_vec(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            TargetTlsConfig::build(&only_key, Alpn::H1),
+            Err(TlsConfigError::Identity(_))
+        ));
+        let bad_name = TargetTls {
+            server_name: "not a name".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            TargetTlsConfig::build(&bad_name, Alpn::H1),
+            Err(TlsConfigError::ServerName(_))
+        ));
+        let ok = TargetTlsConfig::build(&TargetTls::default(), Alpn::Both).unwrap();
+        assert_eq!(
+            ok.own.alpn_protocols,
+            vec![ALPN_H2.to_vec(), ALPN_H1.to_vec()]
+        );
+        assert_eq!(ok.other.alpn_protocols, vec![ALPN_H1.to_vec()]);
+    }
+}
