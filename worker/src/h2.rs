@@ -66,6 +66,11 @@ impl Error {
         }
     }
 
+    /// The server said the connection is going away: no new stream may use it.
+    fn going_away(&self) -> bool {
+        matches!(self, Error::Stream(e) if e.is_go_away())
+    }
+
     /// The short reason a failure is counted under.
     pub(crate) fn reason(&self) -> &'static str {
         match self {
@@ -206,8 +211,9 @@ impl Hub {
             } else {
                 let lease = conns.lease(t, phases).await?;
                 let result = exchange(lease.send.clone(), req, phases).await;
-                if result.as_ref().is_err_and(Error::unprocessed) {
-                    // Not this connection again: it is going away or refusing.
+                if result.as_ref().is_err_and(Error::going_away) {
+                    // Not this connection again: it is going away. (A refused stream leaves
+                    // the connection usable: the server was only over its stream limit.)
                     lease.retire();
                 }
                 result
