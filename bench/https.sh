@@ -250,7 +250,8 @@ done
 if [[ " $MODES " == *" idle "* ]]; then
     # idle_rss USERS: RSS (KiB) of a run whose USERS each hold an idle TLS connection.
     idle_rss() {
-        local users=$1 run_time=$((users / 1000 + 20)) pid rss
+        local users=$1 run_time pid rss
+        run_time=$((users / 1000 + 20))
         stampede_scenario "$WORK/idle.toml" "$users" "${run_time}s" "" \
             "spawn_rate = 2000
 wait = { kind = \"constant\", duration = \"60s\" }"

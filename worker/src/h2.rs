@@ -20,7 +20,7 @@ use ::http::header::{HeaderMap, HeaderName};
 use ::http::{Method, Request, Uri};
 use bytes::Bytes;
 use tokio::sync::futures::Notified;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tracing::debug;
 
 use crate::dial::{DialError, Stream};
@@ -182,7 +182,7 @@ impl Hub {
             return Ok(());
         }
         let dialing = Dialing(conns);
-        let conn = handshake(stream, conns.next_id()).await;
+        let conn = Box::pin(handshake(stream, conns.next_id())).await;
         drop(dialing);
         let conn = conn?;
         lock(&conns.state).conns.push(conn);
@@ -206,11 +206,13 @@ impl Hub {
         let mut tries = 0;
         loop {
             let result = if fresh {
-                let conn = dial(t, &t.dest, phases, conns.next_id()).await?;
-                exchange(conn.send.clone(), req, phases).await
+                let conn = Box::pin(dial(t, &t.dest, phases, conns.next_id())).await?;
+                let mut conn = conn;
+                exchange(&mut conn.send, req, phases).await
             } else {
                 let lease = conns.lease(t, phases).await?;
-                let result = exchange(lease.send.clone(), req, phases).await;
+                let mut lease = lease;
+                let result = exchange(&mut lease.send, req, phases).await;
                 if result.as_ref().is_err_and(Error::going_away) {
                     // Not this connection again: it is going away. (A refused stream leaves
                     // the connection usable: the server was only over its stream limit.)
@@ -234,7 +236,7 @@ struct TargetConns {
     max_conns: usize,
     streams: usize,
     /// Free streams over all connections (`max_conns` × `streams`).
-    permits: Arc<Semaphore>,
+    permits: Semaphore,
     state: Mutex<State>,
     /// A connection was added, a dial ended or a stream was given back.
     changed: Notify,
@@ -265,7 +267,7 @@ impl TargetConns {
         Self {
             max_conns,
             streams,
-            permits: Arc::new(Semaphore::new(max_conns.saturating_mul(streams))),
+            permits: Semaphore::new(max_conns.saturating_mul(streams)),
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             waiters: AtomicUsize::new(0),
@@ -283,7 +285,7 @@ impl TargetConns {
     /// and the pool is not full.
     async fn lease(&self, t: &TargetPlan, phases: &mut Phases) -> Result<Lease<'_>, Error> {
         // The semaphore is never closed.
-        let mut permit = Arc::clone(&self.permits).acquire_owned().await.ok();
+        let mut permit = self.permits.acquire().await.ok();
         let mut registered: Option<(Pin<Box<Notified<'_>>>, Waiter<'_>)> = None;
         loop {
             match self.pick() {
@@ -312,7 +314,9 @@ impl TargetConns {
                 Pick::Dial => {
                     drop(registered.take());
                     let dialing = Dialing(self);
-                    let result = dial(t, &t.dest, phases, self.next_id()).await;
+                    // Boxed: opening a connection (TLS included) is a large future, and the
+                    // request's own future, moved on every request, should not carry it.
+                    let result = Box::pin(dial(t, &t.dest, phases, self.next_id())).await;
                     drop(dialing);
                     let mut conn = result?;
                     conn.in_flight = 1;
@@ -425,7 +429,7 @@ struct Lease<'a> {
     id: u64,
     send: SendRequest<Bytes>,
     dead: Arc<AtomicBool>,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: Option<SemaphorePermit<'a>>,
 }
 
 impl Lease<'_> {
@@ -484,13 +488,12 @@ async fn handshake(stream: Stream, id: u64) -> Result<Conn, Error> {
 /// One request on one stream: the response head, then the body read (and released) to its
 /// end, trailers included.
 async fn exchange(
-    send: SendRequest<Bytes>,
+    send: &mut SendRequest<Bytes>,
     req: &H2Request<'_>,
     phases: &mut Phases,
 ) -> Result<Response, Error> {
-    // A fresh clone of the connection's handle has no stream pending, so it is ready: h2's
+    // A lease's clone of the connection's handle has no stream pending, so it is ready: h2's
     // `send_request` itself refuses a connection that is going away.
-    let mut send = send;
     let mut request = Request::new(());
     *request.method_mut() = req.method.clone();
     *request.uri_mut() = req.uri.clone();

@@ -351,7 +351,9 @@ impl Hop<'_> {
         phases: &mut Phases,
     ) -> Result<Result<Conn, Stream>, Error> {
         let t = &self.plan.targets[self.target];
-        let stream = t.dialer.open(dest, self.own, phases).await?;
+        // Boxed: opening a connection (TLS included) is a large future, and the request's own
+        // future, moved on every request, should not carry it.
+        let stream = Box::pin(t.dialer.open(dest, self.own, phases)).await?;
         if self.own && t.http == HttpMode::Auto && dest.tls {
             let h2 = stream.negotiated_h2();
             if h2 {
