@@ -413,3 +413,71 @@ async fn kept_alive_https_counts_one_connect_per_accepted_connection() {
     assert_eq!(rec.phase_count(Phase::Dns), 0);
     assert_eq!(rec.phase_count(Phase::Ttfb), served);
 }
+
+/// Mutual TLS: with the client certificate every request is served; without it every attempt
+/// is a `tls` error naming the refusal, and the server serves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_reach_a_server_that_requires_them() {
+    let pki = Pki::new();
+    let server = tls_server(pki.mtls_server_config(), serve_ok).await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let mut config = run_config(&url, "amd64", "/");
+    let (cert, key) = pki.client_identity();
+    let mut tls = pki.trusting();
+    tls.cert_pem = cert.into_bytes();
+    tls.key_pem = key.into_bytes();
+    config.targets[0].tls = Some(tls);
+    let mut engine = Engine::build(&config, 1).unwrap();
+    let rec = run_all(&mut engine, 2, Duration::from_millis(400)).await;
+    let served = server.counts.served.load(Ordering::SeqCst);
+    assert!(served > 10, "{served}");
+    assert_all_2xx(&rec.latencies, served);
+
+    let mut config = run_config(&url, "amd64", "/");
+    config.targets[0].tls = Some(pki.trusting());
+    let mut engine = Engine::build(&config, 1).unwrap();
+    let rec = run_all(&mut engine, 2, Duration::from_millis(300)).await;
+    let attempts = total(&rec.latencies);
+    assert!(attempts > 0);
+    assert_eq!(
+        count_outcome(&rec.latencies, Outcome::ErrorTls),
+        attempts,
+        "{:?}",
+        rec.reasons
+    );
+    assert_eq!(
+        rec.reason("server rejected the client certificate"),
+        attempts,
+        "{:?}",
+        rec.reasons
+    );
+    assert_eq!(server.counts.served.load(Ordering::SeqCst), served);
+}
+
+/// `versions` and `server_name` are what nginx sees: TLS 1.2 only, and the SNI asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_and_server_name_are_what_nginx_logs() {
+    let pki = Pki::new();
+    let port = free_port();
+    let Some(nginx) = Nginx::start(&pki, &[format!("127.0.0.1:{port} ssl")]) else {
+        return;
+    };
+    let mut config = run_config(&format!("https://127.0.0.1:{port}/arm"), "arm64", "/x");
+    let mut tls = pki.trusting();
+    tls.versions = vec![stampede_worker::proto::TlsVersion::Tls12 as i32];
+    tls.server_name = "localhost".into();
+    config.targets[0].tls = Some(tls);
+    let mut engine = Engine::build(&config, 1).unwrap();
+    let rec = run_all(&mut engine, 2, Duration::from_millis(300)).await;
+    let recorded = total(&rec.latencies);
+    let lines = settle(&nginx, recorded).await;
+    assert!(recorded > 10);
+    assert_all_2xx(&rec.latencies, lines.len() as u64);
+    for l in &lines {
+        assert_eq!(
+            (l.ssl_protocol.as_str(), l.sni.as_str(), l.host.as_str()),
+            ("TLSv1.2", "localhost", "127.0.0.1"),
+            "{l:?}"
+        );
+    }
+}

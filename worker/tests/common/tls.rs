@@ -30,6 +30,8 @@ pub struct Pki {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    ca_cert: rcgen::Certificate,
+    ca_key: KeyPair,
 }
 
 impl Pki {
@@ -50,7 +52,45 @@ impl Pki {
             ca_pem: ca_cert.pem(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            ca_cert,
+            ca_key,
         }
+    }
+
+    /// A client certificate and key signed by the CA, as PEM.
+    pub fn client_identity(&self) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["stampede-worker".to_string()])
+            .unwrap()
+            .signed_by(&key, &self.ca_cert, &self.ca_key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A rustls server config that requires a client certificate signed by the CA.
+    pub fn mtls_server_config(&self) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let certs = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap();
+        Arc::new(config)
     }
 
     /// A rustls server config for the certificate, offering `alpn`.
