@@ -34,7 +34,7 @@ for t in $TOOLS; do
     esac
 done
 build_release -p stampede-master
-STAMPEDE=$ROOT/target/release/stampede-master
+STAMPEDE=$RELEASE/stampede-master
 
 PORT=$(free_port)
 start_nginx "$PORT" 1 4096

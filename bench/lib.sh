@@ -49,6 +49,9 @@ need_oha() {
     timeout 1800 cargo install oha --locked --quiet --root "$BENCH_CACHE"
 }
 
+# Where release binaries land (cargo honours CARGO_TARGET_DIR).
+RELEASE=${CARGO_TARGET_DIR:-$ROOT/target}/release
+
 build_release() { # build_release PACKAGE... (feature flags may follow --)
     say "building (release): $*"
     (cd "$ROOT" && timeout 1800 cargo build --release --quiet "$@")

@@ -106,7 +106,7 @@ fn bad_urls_name_the_target() {
         ("ftp://127.0.0.1/x", "http://"),
         ("not a url", "http://"),
         ("http://127.0.0.1:9/x?q=1", "query"),
-        ("https://127.0.0.1/x", "https"),
+        ("https://127.0.0.1:9/x?q=1", "query"),
     ] {
         let text = GOOD.replace("http://127.0.0.1:9/arm", url);
         rejected("url.toml", &text, &[], &["target[0].url", why]);

@@ -7,8 +7,11 @@
 
 /// Bumped on any change a peer of the previous version would misread. 2: fixed-count stages
 /// (`SetLoad.stage`, `TargetLoad.counted`, `Report.completed_stage`), which a version-1 worker
-/// would run without their count.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// would run without their count. 3: per-target TLS, HTTP version and `connect_to`
+/// (`Target.tls`, `http`, `connect_to`, ...): a version-2 worker would ignore them and run
+/// `http = "2"` as HTTP/1.1, or send the load to whatever the URL's host resolves to instead of
+/// the pinned addresses; and `OUTCOME_ERROR_TLS`, which a version-2 master cannot count.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Metadata key carrying the shared token on the `Session` call.
 pub const TOKEN_METADATA_KEY: &str = "authorization";

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use crate::http::{self, Client};
-use crate::outcome::{ErrorKind, classify_error, is_unexpected, status_outcome};
+use crate::outcome::{self, ErrorKind, classify_error, is_unexpected, status_outcome};
 use crate::plan::Plan;
 use crate::record::{self, Sample, SharedShard};
 
@@ -25,6 +25,7 @@ pub(crate) async fn attempt(
 ) {
     let exchange = client.execute(plan, target, request, origin).await;
     let r = &plan.requests[request];
+    let mut reason = None;
     let (outcome, unexpected, arch) = match &exchange.result {
         Ok(answer) => {
             let status = answer.status;
@@ -36,6 +37,7 @@ pub(crate) async fn attempt(
         }
         Err(err) => {
             let kind = classify_error(err);
+            reason = Some(outcome::reason(err));
             log_first(plan, target, kind, err);
             (kind.outcome(), true, None)
         }
@@ -48,6 +50,8 @@ pub(crate) async fn attempt(
         arch_header: arch,
         declared_arch: &plan.targets[target].arch,
         latency_us: u64::try_from(exchange.latency.as_micros()).unwrap_or(u64::MAX),
+        phases: exchange.phases,
+        reason,
     };
     record::lock(shard).record(sample);
 }

@@ -22,11 +22,12 @@ use tracing::{debug, warn};
 
 use crate::EngineError;
 use crate::arrivals::Gaps;
+use crate::h2::Hub;
 use crate::open::{Pool, Schedule};
 use crate::plan::Plan;
 use crate::pool::Pools;
 use crate::quota::{Quota, QuotaSender, QuotaView};
-use crate::record::{self, Histograms, Shard, SharedShard};
+use crate::record::{self, Histograms, PhaseHistograms, ReasonCount, Shard, SharedShard};
 use crate::user::User;
 
 /// The open model's in-flight bound per worker when the configuration leaves it at 0.
@@ -43,6 +44,8 @@ struct EngineThread {
     shard: SharedShard,
     /// The thread's shared connection pools (shared connection mode only).
     pools: Option<Arc<Pools>>,
+    /// The thread's HTTP/2 connections, per target.
+    hub: Arc<Hub>,
     /// Dropping it ends the thread's runtime.
     shutdown: Option<oneshot::Sender<()>>,
     join: Option<thread::JoinHandle<()>>,
@@ -110,7 +113,7 @@ impl Engine {
         // borrow only their thread's connections, so no connection crosses threads.
         let per_thread = plan.shared_pool.map(|size| size.div_ceil(count));
         let threads = (0..count)
-            .map(|index| start_thread(index, per_thread))
+            .map(|index| start_thread(index, per_thread, Arc::new(Hub::new(&plan, count))))
             .collect::<Result<Vec<_>, _>>()?;
         let targets = plan
             .targets
@@ -165,6 +168,7 @@ impl Engine {
                     phase: (i + 1) as f64 / n as f64,
                     slots: Arc::clone(&slots),
                     pool: Pool::default(),
+                    hub: Arc::clone(&thread.hub),
                     tracker: self.in_flight.clone(),
                     cancel: self.stop_arrivals.clone(),
                     abort: self.abandon.clone(),
@@ -375,6 +379,41 @@ impl Engine {
             .collect()
     }
 
+    /// Takes the phase histograms every thread recorded since the last call, merged.
+    pub fn take_phases(&self) -> PhaseHistograms {
+        let mut merged = PhaseHistograms::new();
+        for t in &self.threads {
+            for (key, h) in record::lock(&t.shard).take_phases() {
+                match merged.entry(key) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(h);
+                    }
+                    // Same bounds on both sides, so adding cannot fail.
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        let _ = e.get_mut().add(&h);
+                    }
+                }
+            }
+        }
+        merged
+    }
+
+    /// Takes the failure reasons every thread counted since the last call, merged.
+    pub fn take_reasons(&self) -> Vec<ReasonCount> {
+        let mut merged: Vec<ReasonCount> = Vec::new();
+        for t in &self.threads {
+            for r in record::lock(&t.shard).take_reasons() {
+                match merged.iter_mut().find(|m| {
+                    m.target == r.target && m.outcome == r.outcome && m.reason == r.reason
+                }) {
+                    Some(m) => m.count += r.count,
+                    None => merged.push(r),
+                }
+            }
+        }
+        merged
+    }
+
     /// Stops every user and returns a future that resolves once they have all finished their
     /// in-flight requests, or `timeout` has passed (the rest are then aborted, their requests
     /// not recorded). The engine's threads keep running until it is dropped, so the future can
@@ -438,6 +477,7 @@ impl Engine {
             shard: Arc::clone(&thread.shard),
             quota: QuotaView::new(self.targets[target].quota.subscribe()),
             pools: thread.pools.clone(),
+            hub: Arc::clone(&thread.hub),
             cancel: cancel.clone(),
         };
         let task = thread.handle.spawn(user.run());
@@ -468,7 +508,11 @@ impl Drop for Engine {
 
 /// Starts one engine thread, with shared pools of `pool_size` connections per endpoint if
 /// given, and waits for its runtime to be up.
-fn start_thread(index: usize, pool_size: Option<usize>) -> Result<EngineThread, EngineError> {
+fn start_thread(
+    index: usize,
+    pool_size: Option<usize>,
+    hub: Arc<Hub>,
+) -> Result<EngineThread, EngineError> {
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let join = thread::Builder::new()
@@ -502,6 +546,7 @@ fn start_thread(index: usize, pool_size: Option<usize>) -> Result<EngineThread, 
         handle,
         shard: Arc::new(std::sync::Mutex::new(Shard::new())),
         pools: pool_size.map(|size| Arc::new(Pools::new(size))),
+        hub,
         shutdown: Some(shutdown_tx),
         join: Some(join),
     })

@@ -76,12 +76,15 @@ pub enum EngineError {
         reason: String,
     },
 
-    #[error(
-        "target {target:?}: {url:?} is an https:// URL, which this worker does not support yet; use http://"
-    )]
-    HttpsUnsupported { target: String, url: String },
+    #[error("target {target:?}: tls: {reason}")]
+    BadTls { target: String, reason: String },
 
-    #[error("target {target:?}: unsupported scheme in {url:?} (only http:// is supported)")]
+    #[error("target {target:?}: connect_to: {reason}")]
+    BadConnectTo { target: String, reason: String },
+
+    #[error(
+        "target {target:?}: unsupported scheme in {url:?} (http:// and https:// are supported)"
+    )]
     UnsupportedScheme { target: String, url: String },
 
     #[error("target {target:?}: no request with a positive weight may be sent to it")]

@@ -1,20 +1,19 @@
-//! The HTTP/1.1 exchange on the hot path, written for a load generator: the request goes out as
-//! bytes rendered once per run, the response head is parsed in place (`httparse`) and the body
-//! is read to its end and dropped, all inside the user's own task. Nothing is spawned per
-//! connection and nothing is buffered while a connection is idle: a read buffer is borrowed
-//! from the thread's free list for the length of one exchange.
+//! The HTTP/1.1 exchange on the hot path, written for a load generator, the same over a plain or
+//! a TLS stream ([`Stream`]): the request goes out as bytes rendered once per run, the response
+//! head is parsed in place (`httparse`) and the body is read to its end and dropped, all inside
+//! the user's own task. Nothing is spawned per connection and nothing is buffered while a
+//! connection is idle: a read buffer is borrowed from the thread's free list for the length of
+//! one exchange.
 
 use std::cell::RefCell;
 use std::io;
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::http::Method;
 use ::http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, TRANSFER_ENCODING};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::plan::Dest;
+use crate::dial::Stream;
 
 /// Largest response head accepted; past it the response is a protocol error (a server sending
 /// megabytes of headers must not make the worker allocate them).
@@ -61,7 +60,7 @@ pub(crate) enum Value {
 }
 
 impl Value {
-    fn new(bytes: &[u8]) -> Self {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
         let mut inline = [0u8; 30];
         match inline.get_mut(..bytes.len()) {
             Some(prefix) => {
@@ -93,42 +92,24 @@ pub(crate) struct Response {
     pub location: Option<Box<[u8]>>,
     /// Whether the connection may carry another request.
     pub reusable: bool,
+    /// From the request's first byte written to the response's first byte read.
+    pub ttfb: Duration,
 }
 
-/// One open connection to a server.
+/// One open connection to a server, plain or TLS: the exchange is the same over both.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
 }
 
 impl Conn {
-    /// Connects to `dest`, within `connect_timeout` if there is one.
-    pub(crate) async fn open(dest: &Dest, connect_timeout: Option<Duration>) -> io::Result<Self> {
-        let connecting = TcpStream::connect((dest.host.as_str(), dest.port));
-        let stream = match connect_timeout {
-            Some(limit) => tokio::time::timeout(limit, connecting)
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?,
-            None => connecting.await,
-        }?;
-        // Requests are small and latency is what is measured: Nagle must not hold them back.
-        stream.set_nodelay(true)?;
-        Ok(Self { stream })
+    pub(crate) fn new(stream: Stream) -> Self {
+        Self { stream }
     }
 
     /// Whether the server closed the connection (or sent something unasked) while it sat idle.
-    /// The reactor's readiness answers without a system call in the usual case; only when it
-    /// says "readable" does a one-byte read tell a close from a stale flag.
-    pub(crate) fn is_stale(&self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.stream.poll_read_ready(&mut cx) {
-            Poll::Pending => false,
-            Poll::Ready(Err(_)) => true,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-        }
+    pub(crate) fn is_stale(&mut self) -> bool {
+        self.stream.is_stale()
     }
 
     /// Writes `request` (a complete request, head and body) and reads the final response to
@@ -139,22 +120,21 @@ impl Conn {
         head: bool,
         arch_header: &HeaderName,
     ) -> Result<Response, Error> {
-        self.stream
-            .write_all(request)
-            .await
-            .map_err(|source| Error::Io {
-                source,
-                answered: false,
-            })?;
+        let sent = Instant::now();
+        let unanswered = |source| Error::Io {
+            source,
+            answered: false,
+        };
+        self.stream.write_all(request).await.map_err(unanswered)?;
+        // TLS may keep records back until flushed; on TCP this is free.
+        self.stream.flush().await.map_err(unanswered)?;
         let mut buf = Buffer::take();
-        let (response, framing, used) = self.read_head(&mut buf, head, arch_header).await?;
+        let (mut response, framing, used) =
+            self.read_head(&mut buf, head, arch_header, sent).await?;
         let consumed = self.read_body(&mut buf, used, framing).await?;
         // Bytes past the response were never asked for: the connection's state is unknown.
-        let reusable = response.reusable && framing != Framing::UntilClose && consumed;
-        Ok(Response {
-            reusable,
-            ..response
-        })
+        response.reusable = response.reusable && framing != Framing::UntilClose && consumed;
+        Ok(response)
     }
 
     /// Reads until a final (non-1xx) response head is complete. Returns it, its body framing
@@ -164,8 +144,10 @@ impl Conn {
         buf: &mut Buffer,
         head: bool,
         arch_header: &HeaderName,
+        sent: Instant,
     ) -> Result<(Response, Framing, usize), Error> {
         let mut answered = false;
+        let mut ttfb = None;
         loop {
             if !buf.0.is_empty() {
                 answered = true;
@@ -176,10 +158,13 @@ impl Conn {
                         continue;
                     }
                     Parsed::Final {
-                        response,
+                        mut response,
                         framing,
                         len,
-                    } => return Ok((response, framing, len)),
+                    } => {
+                        response.ttfb = ttfb.unwrap_or_default();
+                        return Ok((response, framing, len));
+                    }
                 }
             }
             if buf.0.len() >= MAX_HEAD {
@@ -200,6 +185,7 @@ impl Conn {
             if n == 0 {
                 return Err(Error::Closed { answered });
             }
+            ttfb.get_or_insert_with(|| sent.elapsed());
         }
     }
 
@@ -295,6 +281,7 @@ fn parse_head(bytes: &[u8], head: bool, arch_header: &HeaderName) -> Result<Pars
         location: None,
         // HTTP/1.0 closes unless asked not to; HTTP/1.1 keeps alive unless asked not to.
         reusable: parsed.version == Some(1),
+        ttfb: Duration::ZERO,
     };
     let mut length: Option<u64> = None;
     let mut transfer: Option<bool> = None;

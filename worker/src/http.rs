@@ -1,6 +1,8 @@
-//! The per-user HTTP/1.1 client: one keep-alive connection, opened lazily and reopened when
-//! the server has closed it, or connections borrowed from the engine thread's shared pools;
-//! redirects followed within the run's bound. The exchange itself is [`crate::h1`].
+//! The per-user HTTP client: over HTTP/1.1, one keep-alive connection, opened lazily and
+//! reopened when the server has closed it, or connections borrowed from the engine thread's
+//! shared pools; over HTTP/2, streams on the engine thread's shared connections ([`Hub`]).
+//! Redirects are followed within the run's bound. The exchanges themselves are [`crate::h1`]
+//! and [`crate::h2`]; connections are opened by [`crate::dial`], plain or TLS.
 
 use std::io;
 use std::sync::Arc;
@@ -10,8 +12,11 @@ use ::http::header::HOST;
 use ::http::{Method, StatusCode, Uri};
 use tracing::debug;
 
+use crate::dial::{DialError, Stream};
 use crate::h1::{self, Conn, Value};
-use crate::plan::{Dest, Plan};
+use crate::h2::{self, H2Request, Hub};
+use crate::phases::Phases;
+use crate::plan::{Dest, HttpMode, Plan, absolute_uri};
 use crate::pool::{Lease, Pools};
 
 /// Why an exchange produced no final response.
@@ -19,12 +24,38 @@ use crate::pool::{Lease, Pools};
 pub(crate) enum Error {
     #[error("connect: {0}")]
     Connect(#[source] io::Error),
+    #[error("tls: {reason}: {source}")]
+    Tls {
+        reason: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("request timed out")]
     Timeout,
     #[error("http: {0}")]
     Http(#[source] h1::Error),
+    #[error("{0}")]
+    H2(#[source] h2::Error),
     #[error("redirect: {0}")]
     Redirect(String),
+}
+
+impl From<DialError> for Error {
+    fn from(e: DialError) -> Self {
+        match e {
+            DialError::Connect(e) => Error::Connect(e),
+            DialError::Tls { reason, source } => Error::Tls { reason, source },
+        }
+    }
+}
+
+impl From<h2::Error> for Error {
+    fn from(e: h2::Error) -> Self {
+        match e {
+            h2::Error::Dial(e) => e.into(),
+            e => Error::H2(e),
+        }
+    }
 }
 
 /// The final response of an exchange.
@@ -36,29 +67,42 @@ pub(crate) struct Answer {
 }
 
 /// One request as measured: latency from its origin (just before connecting or sending, or when
-/// an open-model arrival was due) to the end of the final response's body.
+/// an open-model arrival was due) to the end of the final response's body, and its phases.
 #[derive(Debug)]
 pub(crate) struct Exchange {
     pub latency: Duration,
     pub result: Result<Answer, Error>,
+    pub phases: Phases,
 }
 
 /// A user's connections: one to its target, and one to the last other authority a redirect
-/// pointed at; or, with shared pools, whatever connection the pool lends for each hop.
-#[derive(Default)]
+/// pointed at; or, with shared pools, whatever connection the pool lends for each hop; and the
+/// engine thread's HTTP/2 connections.
 pub(crate) struct Client {
     primary: Option<Conn>,
     secondary: Option<Conn>,
     secondary_dest: Option<Dest>,
     pools: Option<Arc<Pools>>,
+    hub: Arc<Hub>,
+}
+
+/// What an HTTP/1.1 hop gave: a response, or (an `auto` target) a connection on which ALPN
+/// chose HTTP/2, which the hop's request then goes over instead.
+enum Sent {
+    Response(h1::Response),
+    NegotiatedH2(Stream),
 }
 
 impl Client {
-    /// A client with connections of its own (`pools` is `None`) or borrowed from `pools`.
-    pub(crate) fn new(pools: Option<Arc<Pools>>) -> Self {
+    /// A client with connections of its own (`pools` is `None`) or borrowed from `pools`,
+    /// and the engine thread's HTTP/2 connections.
+    pub(crate) fn new(pools: Option<Arc<Pools>>, hub: Arc<Hub>) -> Self {
         Self {
+            primary: None,
+            secondary: None,
+            secondary_dest: None,
             pools,
-            ..Self::default()
+            hub,
         }
     }
 
@@ -72,10 +116,14 @@ impl Client {
         origin: Instant,
     ) -> Exchange {
         let timeout = plan.requests[request].timeout;
-        let result = match tokio::time::timeout(timeout, self.follow(plan, target, request)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout),
-        };
+        let mut phases = Phases::default();
+        let result =
+            match tokio::time::timeout(timeout, self.follow(plan, target, request, &mut phases))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(Error::Timeout),
+            };
         let latency = origin.elapsed();
         // After a failure the connection's state is unknown (a timed-out request may still be
         // in flight on it): start afresh. In close mode every request gets a new connection.
@@ -83,7 +131,21 @@ impl Client {
             self.primary = None;
             self.secondary = None;
         }
-        Exchange { latency, result }
+        Exchange {
+            latency,
+            result,
+            phases,
+        }
+    }
+
+    /// Whether the target's own endpoint is spoken to over HTTP/2 (on this thread).
+    fn speaks_h2(&self, plan: &Plan, target: usize) -> bool {
+        let t = &plan.targets[target];
+        match t.http {
+            HttpMode::H1 => false,
+            HttpMode::H2 => true,
+            HttpMode::Auto => t.dest.tls && self.hub.learned(target) == Some(true),
+        }
     }
 
     async fn follow(
@@ -91,6 +153,7 @@ impl Client {
         plan: &Plan,
         target: usize,
         request: usize,
+        phases: &mut Phases,
     ) -> Result<Answer, Error> {
         let t = &plan.targets[target];
         let r = &plan.requests[request];
@@ -102,32 +165,71 @@ impl Client {
         // None: the target's own endpoint.
         let mut other: Option<Dest> = None;
         let mut hops = 0;
+        let hub = Arc::clone(&self.hub);
+        // An `auto` target this thread has not asked yet: one request asks, the rest wait.
+        let _probing = if t.http == HttpMode::Auto && t.dest.tls && hub.learned(target).is_none() {
+            Some(hub.probe(target).await)
+        } else {
+            None
+        };
         loop {
             let dest = other.as_ref().unwrap_or(&t.dest);
             let wire = rendered.as_deref().unwrap_or(&r.wire[target]);
+            let body = if dropped_body { &plan.no_body } else { &r.body };
             let hop = Hop {
                 wire,
                 method: &method,
                 arch_header: &plan.arch_header,
-                connect_timeout: plan.connect_timeout,
+                plan,
+                hub: &hub,
+                target,
+                own: other.is_none(),
             };
-            // Shared mode: the borrowed connection goes back when this hop's body is read.
-            let mut lease: Option<Lease> = None;
-            let resp = if let Some(pools) = &self.pools {
-                let lease = lease.insert(pools.lease(dest).await);
-                hop.send(&mut lease.slot, dest).await?
+            let resp = if other.is_none() && self.speaks_h2(plan, target) {
+                let req = H2Request {
+                    method: &method,
+                    uri: if hops == 0 {
+                        r.h2_uris[target].clone()
+                    } else {
+                        h2_uri(dest, r, &uri)?
+                    },
+                    headers: &r.h2_headers,
+                    body,
+                    arch_header: &plan.arch_header,
+                };
+                self.hub
+                    .send(plan, target, &req, plan.close_each, phases)
+                    .await?
             } else {
-                match other.as_ref() {
-                    None => hop.send(&mut self.primary, dest).await?,
-                    Some(d) => {
-                        let slot = self.secondary_for(d);
-                        hop.send(slot, d).await?
+                // Shared mode: the borrowed connection goes back when this hop's body is read.
+                let mut lease: Option<Lease> = None;
+                let sent = if let Some(pools) = &self.pools {
+                    let lease = lease.insert(pools.lease(dest).await);
+                    hop.send(&mut lease.slot, dest, phases).await?
+                } else {
+                    match other.as_ref() {
+                        None => hop.send(&mut self.primary, dest, phases).await?,
+                        Some(d) => {
+                            let slot = self.secondary_for(d);
+                            hop.send(slot, d, phases).await?
+                        }
+                    }
+                };
+                match sent {
+                    Sent::Response(resp) => {
+                        if let Some(lease) = lease.as_mut() {
+                            lease.keep();
+                        }
+                        resp
+                    }
+                    Sent::NegotiatedH2(stream) => {
+                        // An `auto` target answered h2: this thread speaks h2 to it from now on.
+                        self.hub.learn(target, true);
+                        self.hub.adopt(target, stream).await?;
+                        continue;
                     }
                 }
             };
-            if let Some(lease) = lease.as_mut() {
-                lease.keep();
-            }
             let status = resp.status;
             let redirect = (300..400).contains(&status) && hops < r.max_redirects;
             if let (true, Some(location)) = (redirect, resp.location.as_deref()) {
@@ -180,26 +282,44 @@ impl Client {
     }
 }
 
-/// One hop of an exchange: the bytes to send and what reading the answer needs.
+/// The absolute URI of a redirect hop on the target's own endpoint, for HTTP/2.
+fn h2_uri(dest: &Dest, r: &crate::plan::RequestPlan, uri: &Uri) -> Result<Uri, Error> {
+    let authority = r.headers.get(HOST).unwrap_or(&dest.host_header);
+    absolute_uri(dest.scheme(), authority, uri).map_err(Error::Redirect)
+}
+
+/// One HTTP/1.1 hop of an exchange: the bytes to send and what reading the answer needs.
 struct Hop<'a> {
     wire: &'a [u8],
     method: &'a Method,
     arch_header: &'a ::http::header::HeaderName,
-    connect_timeout: Option<Duration>,
+    plan: &'a Plan,
+    hub: &'a Hub,
+    target: usize,
+    /// The hop goes to the target's own endpoint.
+    own: bool,
 }
 
 impl Hop<'_> {
     /// Sends on the connection in `slot`, opening one if there is none or the old one was
     /// closed; the slot is emptied unless the connection may carry another request.
-    async fn send(&self, slot: &mut Option<Conn>, dest: &Dest) -> Result<h1::Response, Error> {
-        let reused = match slot.take() {
-            Some(conn) if !conn.is_stale() => Some(conn),
-            _ => None,
-        };
+    async fn send(
+        &self,
+        slot: &mut Option<Conn>,
+        dest: &Dest,
+        phases: &mut Phases,
+    ) -> Result<Sent, Error> {
+        let reused = slot.take().and_then(|mut conn| {
+            // A connection the server closed while idle is dropped here.
+            (!conn.is_stale()).then_some(conn)
+        });
         let was_reused = reused.is_some();
         let mut conn = match reused {
             Some(conn) => conn,
-            None => self.connect(dest).await?,
+            None => match self.connect(dest, phases).await? {
+                Ok(conn) => conn,
+                Err(stream) => return Ok(Sent::NegotiatedH2(stream)),
+            },
         };
         let head = *self.method == Method::HEAD;
         let result = match conn.exchange(self.wire, head, self.arch_header).await {
@@ -207,22 +327,41 @@ impl Hop<'_> {
             // answered nothing: an idempotent request is sent again on a fresh connection.
             Err(e) if was_reused && e.unanswered() && h1::idempotent(self.method) => {
                 debug!("kept-alive connection closed under the request ({e}); reconnecting");
-                conn = self.connect(dest).await?;
+                conn = match self.connect(dest, phases).await? {
+                    Ok(conn) => conn,
+                    Err(stream) => return Ok(Sent::NegotiatedH2(stream)),
+                };
                 conn.exchange(self.wire, head, self.arch_header).await
             }
             other => other,
         };
         let resp = result.map_err(Error::Http)?;
+        phases.ttfb = Some(resp.ttfb);
         if resp.reusable {
             *slot = Some(conn);
         }
-        Ok(resp)
+        Ok(Sent::Response(resp))
     }
 
-    async fn connect(&self, dest: &Dest) -> Result<Conn, Error> {
-        Conn::open(dest, self.connect_timeout)
-            .await
-            .map_err(Error::Connect)
+    /// A new HTTP/1.1 connection, or (`Err`) the stream of an `auto` target's connection on
+    /// which ALPN chose h2.
+    async fn connect(
+        &self,
+        dest: &Dest,
+        phases: &mut Phases,
+    ) -> Result<Result<Conn, Stream>, Error> {
+        let t = &self.plan.targets[self.target];
+        // Boxed: opening a connection (TLS included) is a large future, and the request's own
+        // future, moved on every request, should not carry it.
+        let stream = Box::pin(t.dialer.open(dest, self.own, phases)).await?;
+        if self.own && t.http == HttpMode::Auto && dest.tls {
+            let h2 = stream.negotiated_h2();
+            if h2 {
+                return Ok(Err(stream));
+            }
+            self.hub.learn(self.target, false);
+        }
+        Ok(Ok(Conn::new(stream)))
     }
 }
 
@@ -248,8 +387,13 @@ fn resolve_location(location: &[u8], current: &Dest, current_uri: &Uri) -> Resul
         })
     };
     if let Some(rest) = text.strip_prefix("//") {
-        // Network-path reference: same scheme (http), other authority.
-        return resolve_location(format!("http://{rest}").as_bytes(), current, current_uri);
+        // Network-path reference: same scheme, other authority.
+        let scheme = if current.tls { "https" } else { "http" };
+        return resolve_location(
+            format!("{scheme}://{rest}").as_bytes(),
+            current,
+            current_uri,
+        );
     }
     if text.starts_with('/') {
         return same_host(text.to_string());
@@ -273,8 +417,8 @@ fn resolve_location(location: &[u8], current: &Dest, current_uri: &Uri) -> Resul
     }
     let uri: Uri = text.parse().map_err(|_| bad("unparsable Location"))?;
     match (uri.scheme_str(), uri.authority()) {
-        (Some("http"), Some(authority)) => {
-            let dest = Dest::from_authority(authority).map_err(|e| bad(&e))?;
+        (Some(scheme @ ("http" | "https")), Some(authority)) => {
+            let dest = Dest::from_authority(authority, scheme == "https").map_err(|e| bad(&e))?;
             let path = uri.path_and_query().map_or("/", |p| p.as_str());
             let uri = origin_form(&remove_dot_segments(path)).map_err(|_| bad("bad path"))?;
             Ok(Redirect { dest, uri })
@@ -324,7 +468,7 @@ mod tests {
     use super::*;
 
     fn dest(authority: &str) -> Dest {
-        Dest::from_authority(&authority.parse().unwrap()).unwrap()
+        Dest::from_authority(&authority.parse().unwrap(), false).unwrap()
     }
 
     fn resolve(location: &str, uri: &str) -> Result<(String, u16, String), Error> {
@@ -365,9 +509,30 @@ mod tests {
     }
 
     #[test]
+    fn https_locations_keep_tls() {
+        let r = resolve_location(
+            b"https://b.test/x",
+            &dest("a.test:8080"),
+            &"/".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!((r.dest.port, r.dest.tls), (443, true));
+        let here = Dest::from_authority(&"a.test:8443".parse().unwrap(), true).unwrap();
+        let r = resolve_location(b"//c.test/y", &here, &"/".parse().unwrap()).unwrap();
+        assert_eq!(
+            (r.dest.host.as_str(), r.dest.port, r.dest.tls),
+            ("c.test", 443, true)
+        );
+        assert!(
+            !here.same_endpoint(&dest("a.test:8443")),
+            "the scheme is part of the endpoint"
+        );
+    }
+
+    #[test]
     fn unsupported_locations_are_errors() {
         assert!(matches!(
-            resolve("https://b.test/", "/"),
+            resolve("ftp://b.test/", "/"),
             Err(Error::Redirect(_))
         ));
         assert!(matches!(

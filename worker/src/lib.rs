@@ -11,13 +11,16 @@ mod attempt;
 mod backoff;
 mod choice;
 mod cpu;
+mod dial;
 pub mod engine;
 mod error;
 mod h1;
+mod h2;
 mod http;
 mod link;
 mod open;
 pub mod outcome;
+pub mod phases;
 mod plan;
 mod pool;
 mod quota;
@@ -25,6 +28,7 @@ pub mod record;
 pub mod report;
 mod session;
 mod timer;
+mod tls;
 mod unacked;
 mod user;
 pub mod wait;
@@ -34,6 +38,7 @@ use std::time::Duration;
 pub use engine::{Drain, Engine, Level};
 pub use error::{EngineError, WorkerError};
 pub use stampede_proto as proto;
+pub use tls::TlsConfigError;
 
 /// How one worker finds and introduces itself to its master.
 #[derive(Clone)]

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::arrivals::Gaps;
 use crate::attempt::attempt;
+use crate::h2::Hub;
 use crate::http::Client;
 use crate::plan::Plan;
 use crate::quota::{Claim, QuotaView};
@@ -40,6 +41,8 @@ pub(crate) struct Schedule {
     /// This thread's share of the in-flight bound.
     pub slots: Arc<Semaphore>,
     pub pool: Pool,
+    /// The engine thread's HTTP/2 connections.
+    pub hub: Arc<Hub>,
     /// In-flight arrivals, so a stop can wait for them.
     pub tracker: TaskTracker,
     /// Ends the schedule (no more arrivals).
@@ -112,15 +115,16 @@ impl Schedule {
             return true;
         };
         let request = self.plan.targets[self.target].choice.pick(rng) as usize;
-        let (plan, shard, pool, abort) = (
+        let (plan, shard, pool, abort, hub) = (
             self.plan.clone(),
             self.shard.clone(),
             self.pool.clone(),
             self.abort.clone(),
+            self.hub.clone(),
         );
         let target = self.target;
         self.tracker.spawn(async move {
-            let mut client = take(&pool);
+            let mut client = take(&pool, hub);
             let origin = due.into_std();
             // The generator's own error: how late this arrival's request starts.
             let lag = origin.elapsed();
@@ -141,11 +145,11 @@ impl Schedule {
     }
 }
 
-fn take(pool: &Pool) -> Client {
+fn take(pool: &Pool, hub: Arc<Hub>) -> Client {
     pool.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .pop()
-        .unwrap_or_default()
+        .unwrap_or_else(|| Client::new(None, hub))
 }
 
 fn give_back(pool: &Pool, client: Client) {

@@ -1,12 +1,12 @@
 //! Outcome classes: what the master counts a request as. An HTTP status maps to its class; a
-//! transport failure maps to the kind the operator can act on (could not connect, connection
-//! reset, timed out, anything else).
+//! transport failure maps to the kind the operator can act on (could not connect, TLS,
+//! connection reset, timed out, anything else), and to a short reason for the failures table.
 
 use std::io;
 
 use stampede_proto::Outcome;
 
-use crate::{h1, http};
+use crate::{h1, h2, http, tls};
 
 /// The outcome class of an HTTP status code.
 pub fn status_outcome(status: u16) -> Outcome {
@@ -38,6 +38,7 @@ pub enum ErrorKind {
     Reset = 1,
     Timeout = 2,
     Other = 3,
+    Tls = 4,
 }
 
 impl ErrorKind {
@@ -48,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Reset => Outcome::ErrorReset,
             ErrorKind::Timeout => Outcome::ErrorTimeout,
             ErrorKind::Other => Outcome::ErrorOther,
+            ErrorKind::Tls => Outcome::ErrorTls,
         }
     }
 
@@ -75,12 +77,78 @@ pub(crate) fn classify_error(err: &http::Error) -> ErrorKind {
         // Whatever stopped the connect (refused, unreachable, DNS, connect timeout), no request
         // left this worker: it is a connect error.
         http::Error::Connect(_) => ErrorKind::Connect,
+        http::Error::Tls { .. } => ErrorKind::Tls,
         http::Error::Timeout => ErrorKind::Timeout,
+        // TLS records that went bad after the handshake are TLS's failure, not the server's.
+        http::Error::Http(h1::Error::Io { source, .. }) if tls::rustls_error(source).is_some() => {
+            ErrorKind::Tls
+        }
         http::Error::Http(h1::Error::Io { source, .. }) => ErrorKind::of_io(source),
         // The connection closing under a request is what a reset looks like to the operator.
         http::Error::Http(h1::Error::Closed { .. }) => ErrorKind::Reset,
         http::Error::Http(h1::Error::Protocol(_)) => ErrorKind::Other,
+        http::Error::H2(e) => h2_kind(e),
         http::Error::Redirect(_) => ErrorKind::Other,
+    }
+}
+
+fn h2_kind(err: &h2::Error) -> ErrorKind {
+    match err {
+        h2::Error::Dial(_) => ErrorKind::Connect,
+        h2::Error::NotNegotiated => ErrorKind::Tls,
+        h2::Error::Handshake(e) | h2::Error::Stream(e) => match e.get_io() {
+            Some(io) if tls::rustls_error(io).is_some() => ErrorKind::Tls,
+            Some(io) => ErrorKind::of_io(io),
+            // Streams reset or refused, and connections told to go away, are the server
+            // closing on the request.
+            None if e.is_reset() || (e.is_go_away() && e.is_remote()) => ErrorKind::Reset,
+            None => ErrorKind::Other,
+        },
+        h2::Error::Request(_) => ErrorKind::Other,
+    }
+}
+
+/// The short reason a failed exchange is counted under in the failures table: from a fixed
+/// set, so that a misbehaving server cannot grow the table.
+pub(crate) fn reason(err: &http::Error) -> &'static str {
+    match err {
+        http::Error::Connect(e) => match e.kind() {
+            io::ErrorKind::ConnectionRefused => "connection refused",
+            io::ErrorKind::TimedOut => "connect timeout",
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable",
+            _ if e.to_string().starts_with("cannot resolve") => "name not resolved",
+            _ => "connect failed",
+        },
+        http::Error::Tls { reason, .. } => reason,
+        http::Error::Timeout => "timeout",
+        http::Error::Http(h1::Error::Io { source, .. }) => match tls::rustls_error(source) {
+            Some(e) => tls::reason(e),
+            None => io_reason(source),
+        },
+        http::Error::Http(h1::Error::Closed { answered: false }) => "closed before answering",
+        http::Error::Http(h1::Error::Closed { answered: true }) => "closed mid-response",
+        http::Error::Http(h1::Error::Protocol(_)) => "bad response",
+        http::Error::H2(e) => match e {
+            h2::Error::Handshake(e) | h2::Error::Stream(e) => match e.get_io() {
+                Some(io) => match tls::rustls_error(io) {
+                    Some(t) => tls::reason(t),
+                    None => io_reason(io),
+                },
+                None => h2::stream_reason(e),
+            },
+            other => other.reason(),
+        },
+        http::Error::Redirect(_) => "bad redirect",
+    }
+}
+
+fn io_reason(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "connection reset",
+        io::ErrorKind::BrokenPipe => "broken pipe",
+        io::ErrorKind::UnexpectedEof => "closed mid-response",
+        io::ErrorKind::TimedOut => "timeout",
+        _ => "i/o error",
     }
 }
 

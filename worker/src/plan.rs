@@ -6,13 +6,16 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use ::http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
+use ::http::uri::{Authority, Scheme};
 use ::http::{Method, Uri};
 use bytes::Bytes;
-use stampede_proto::{ConnectionMode, LoadModel, RunConfig};
+use stampede_proto::{ConnectionMode, HttpVersion, LoadModel, RunConfig};
 
 use crate::EngineError;
 use crate::choice::Choice;
+use crate::dial::{Dialer, Pinned};
 use crate::h1;
+use crate::tls::{Alpn, TargetTlsConfig};
 use crate::wait::Wait;
 
 /// Used when a request has no timeout: every request must end some time so it is counted.
@@ -24,19 +27,40 @@ pub(crate) const DEFAULT_POOL_SIZE: usize = 64;
 /// The scenario's default arch header, used when the run configuration leaves it empty.
 const DEFAULT_ARCH_HEADER: &str = "x-arch";
 
-/// Where to open a TCP connection, and what to put in `Host`.
+/// HTTP/2 streams per connection when the target leaves it at 0.
+pub(crate) const DEFAULT_STREAMS_PER_CONNECTION: usize = 100;
+
+/// How long a resolved host name is reused when the target does not say.
+const DEFAULT_DNS_TTL: Duration = Duration::from_secs(60);
+
+/// Where to open a connection, whether it speaks TLS, and what to put in `Host`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Dest {
-    /// Host to connect to (IPv6 literals without brackets).
+    /// Host to connect to (IPv6 literals without brackets); also the TLS server name.
     pub host: String,
     pub port: u16,
+    /// `https`: TLS over the TCP connection.
+    pub tls: bool,
     /// `Host` header value: the authority as written.
     pub host_header: HeaderValue,
 }
 
+/// Which HTTP a target's own endpoint is spoken to in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpMode {
+    H1,
+    /// h2c with prior knowledge over `http://`, ALPN `h2` over `https://`.
+    H2,
+    /// Over `https://`, what ALPN picks; over `http://`, HTTP/1.1.
+    Auto,
+}
+
 impl Dest {
-    /// The destination of an `http://` URI's authority.
-    pub(crate) fn from_authority(authority: &::http::uri::Authority) -> Result<Self, String> {
+    /// The destination of a URI's authority; `tls` for `https://`.
+    pub(crate) fn from_authority(
+        authority: &::http::uri::Authority,
+        tls: bool,
+    ) -> Result<Self, String> {
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -48,13 +72,24 @@ impl Dest {
         let host_header = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
         Ok(Self {
             host,
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            tls,
             host_header,
         })
     }
 
     pub(crate) fn same_endpoint(&self, other: &Dest) -> bool {
-        self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+        self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+            && self.tls == other.tls
+    }
+
+    pub(crate) fn scheme(&self) -> Scheme {
+        if self.tls {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        }
     }
 }
 
@@ -66,6 +101,13 @@ pub(crate) struct TargetPlan {
     pub arch: Arc<str>,
     /// The requests this target may receive.
     pub choice: Choice,
+    /// How its connections are opened (addresses, TLS).
+    pub dialer: Dialer,
+    pub http: HttpMode,
+    /// HTTP/2: most concurrent streams per connection (the server's SETTINGS may lower it).
+    pub streams_per_connection: usize,
+    /// HTTP/2: connections per worker; `None`: one per engine thread.
+    pub connections: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -77,6 +119,11 @@ pub(crate) struct RequestPlan {
     pub body: Bytes,
     /// The request as sent to each target's own endpoint, rendered once per run.
     pub wire: Vec<Box<[u8]>>,
+    /// HTTP/2: the absolute URI (scheme, authority, path) for each target's own endpoint.
+    pub h2_uris: Vec<Uri>,
+    /// HTTP/2: the scenario's headers less those HTTP/2 forbids or carries otherwise (`Host`
+    /// becomes `:authority`; connection-specific ones do not exist there).
+    pub h2_headers: HeaderMap,
     pub timeout: Duration,
     pub expect: Vec<u16>,
     /// Redirects followed before a 3xx counts as the answer.
@@ -90,14 +137,15 @@ pub(crate) struct Plan {
     pub requests: Vec<RequestPlan>,
     pub wait: Wait,
     pub arch_header: HeaderName,
-    pub connect_timeout: Option<Duration>,
     /// `CONNECTION_MODE_CLOSE`: a new connection for every request.
     pub close_each: bool,
     /// `CONNECTION_MODE_SHARED`: connections per target and worker that users borrow.
     pub shared_pool: Option<usize>,
     /// Whether the first transport error of each kind was logged (connect, reset, timeout,
     /// other): one line per kind and run says what is going on without flooding the log.
-    pub error_logged: [AtomicBool; 4],
+    pub error_logged: [AtomicBool; 5],
+    /// An empty body, for hops that drop the request's (a 303's GET).
+    pub no_body: Bytes,
 }
 
 impl Plan {
@@ -122,6 +170,7 @@ impl Plan {
             .zip(bases)
             .enumerate()
             .map(|(index, (t, (dest, _)))| {
+                let (dialer, http) = target_connection(t, &dest, cfg)?;
                 let candidates = cfg.requests.iter().enumerate().filter_map(|(i, r)| {
                     let allowed = r.targets.is_empty() || r.targets.contains(&(index as u32));
                     allowed.then_some((i as u32, r.weight))
@@ -134,6 +183,13 @@ impl Plan {
                     dest,
                     arch: Arc::from(t.arch.as_str()),
                     choice,
+                    dialer,
+                    http,
+                    streams_per_connection: match t.streams_per_connection {
+                        0 => DEFAULT_STREAMS_PER_CONNECTION,
+                        n => n as usize,
+                    },
+                    connections: (t.connections > 0).then_some(t.connections as usize),
                 })
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
@@ -149,8 +205,6 @@ impl Plan {
             requests,
             wait: Wait::from_proto(&cfg.wait.unwrap_or_default())?,
             arch_header,
-            connect_timeout: (cfg.connect_timeout_ms > 0)
-                .then(|| Duration::from_millis(cfg.connect_timeout_ms)),
             close_each: cfg.connection() == ConnectionMode::Close,
             shared_pool: (cfg.connection() == ConnectionMode::Shared).then_some(
                 match cfg.pool_size {
@@ -159,8 +213,51 @@ impl Plan {
                 },
             ),
             error_logged: Default::default(),
+            no_body: Bytes::new(),
         })
     }
+}
+
+/// A target's dialer (pinned addresses, DNS cache, TLS configs) and HTTP mode.
+fn target_connection(
+    t: &stampede_proto::Target,
+    dest: &Dest,
+    cfg: &RunConfig,
+) -> Result<(Dialer, HttpMode), EngineError> {
+    let http = match HttpVersion::try_from(t.http) {
+        Ok(HttpVersion::Http11) => HttpMode::H1,
+        Ok(HttpVersion::Http2) => HttpMode::H2,
+        Ok(HttpVersion::Auto) => HttpMode::Auto,
+        Err(_) => return Err(EngineError::Unsupported("an unknown HTTP version")),
+    };
+    let pinned = t
+        .connect_to
+        .iter()
+        .map(|a| Pinned::parse(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| EngineError::BadConnectTo {
+            target: t.name.clone(),
+            reason,
+        })?;
+    let tls = if dest.tls {
+        let alpn = match http {
+            HttpMode::H1 => Alpn::H1,
+            HttpMode::H2 => Alpn::H2,
+            HttpMode::Auto => Alpn::Both,
+        };
+        let settings = t.tls.clone().unwrap_or_default();
+        let config = TargetTlsConfig::build(&settings, alpn).map_err(|e| EngineError::BadTls {
+            target: t.name.clone(),
+            reason: e.to_string(),
+        })?;
+        Some(config)
+    } else {
+        None
+    };
+    let dns_ttl = t.dns_ttl_ms.map_or(DEFAULT_DNS_TTL, Duration::from_millis);
+    let connect_timeout =
+        (cfg.connect_timeout_ms > 0).then(|| Duration::from_millis(cfg.connect_timeout_ms));
+    Ok((Dialer::new(pinned, dns_ttl, tls, connect_timeout), http))
 }
 
 /// Refuses what this worker cannot run yet, rather than running something else.
@@ -185,24 +282,19 @@ fn parse_base(name: &str, url: &str) -> Result<(Dest, String), EngineError> {
     let uri: Uri = url
         .parse()
         .map_err(|e: ::http::uri::InvalidUri| bad(e.to_string()))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(s) if s.eq_ignore_ascii_case("https") => {
-            return Err(EngineError::HttpsUnsupported {
-                target: name.to_string(),
-                url: url.to_string(),
-            });
-        }
+    let tls = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") => false,
+        Some(s) if s.eq_ignore_ascii_case("https") => true,
         Some(_) => {
             return Err(EngineError::UnsupportedScheme {
                 target: name.to_string(),
                 url: url.to_string(),
             });
         }
-        None => return Err(bad("it must start with http://".into())),
-    }
+        None => return Err(bad("it must start with http:// or https://".into())),
+    };
     let authority = uri.authority().ok_or_else(|| bad("no host".into()))?;
-    let dest = Dest::from_authority(authority).map_err(bad)?;
+    let dest = Dest::from_authority(authority, tls).map_err(bad)?;
     if uri.query().is_some() {
         return Err(bad(
             "a base URL cannot carry a query; put it in the request path".into(),
@@ -270,6 +362,21 @@ fn compile_request(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let h2_uris = bases
+        .iter()
+        .zip(&uris)
+        .map(|((dest, _), uri)| {
+            // HTTP/2 carries Host as :authority; a Host header from the scenario names it.
+            let authority = headers.get(HOST).unwrap_or(&dest.host_header);
+            absolute_uri(dest.scheme(), authority, uri)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| EngineError::BadHeader {
+            request: r.name.clone(),
+            header: HOST.to_string(),
+            reason,
+        })?;
+    let h2_headers = h2_headers(&headers);
     let close = cfg.connection() == ConnectionMode::Close;
     let wire = bases
         .iter()
@@ -286,6 +393,8 @@ fn compile_request(
         uris,
         headers,
         wire,
+        h2_uris,
+        h2_headers,
         body: Bytes::copy_from_slice(&r.body),
         timeout: if r.timeout_ms == 0 {
             DEFAULT_TIMEOUT
@@ -295,6 +404,37 @@ fn compile_request(
         expect,
         max_redirects: r.max_redirects.unwrap_or(cfg.max_redirects),
     })
+}
+
+/// The headers of a request as HTTP/2 may carry them (RFC 9113 §8.2.2).
+fn h2_headers(headers: &HeaderMap) -> HeaderMap {
+    use ::http::header::{CONNECTION, CONTENT_LENGTH, TE, TRANSFER_ENCODING, UPGRADE};
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let connection_specific = [HOST, CONNECTION, TRANSFER_ENCODING, UPGRADE, CONTENT_LENGTH]
+            .contains(name)
+            || name.as_str() == "keep-alive"
+            || name.as_str() == "proxy-connection"
+            || (name == TE && value != "trailers");
+        if !connection_specific {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The absolute form of an origin-form `uri` at `authority`, as HTTP/2 sends it.
+pub(crate) fn absolute_uri(
+    scheme: Scheme,
+    authority: &HeaderValue,
+    uri: &Uri,
+) -> Result<Uri, String> {
+    let authority = Authority::try_from(authority.as_bytes()).map_err(|e| e.to_string())?;
+    let mut parts = ::http::uri::Parts::default();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(authority);
+    parts.path_and_query = uri.path_and_query().cloned();
+    Uri::from_parts(parts).map_err(|e| e.to_string())
 }
 
 /// Origin-form URI of `base` + `path` (which may carry a query).
@@ -333,6 +473,7 @@ mod tests {
             url: url.into(),
             arch: "arm64".into(),
             weight: 1,
+            ..Default::default()
         }
     }
 
@@ -373,10 +514,27 @@ mod tests {
     }
 
     #[test]
-    fn https_is_a_clear_error() {
-        let err = Plan::compile(&config("https://example.invalid/")).unwrap_err();
-        assert!(matches!(err, EngineError::HttpsUnsupported { .. }), "{err}");
-        assert!(err.to_string().contains("https"), "{err}");
+    fn https_targets_default_to_port_443_and_tls() {
+        let plan = Plan::compile(&config("https://example.invalid/a")).unwrap();
+        let dest = &plan.targets[0].dest;
+        assert_eq!((dest.port, dest.tls), (443, true));
+        assert_eq!(
+            plan.requests[0].h2_uris[0],
+            "https://example.invalid/a/runtime?dim=10"
+        );
+        let mut cfg = config("https://example.invalid/");
+        cfg.targets[0].tls = Some(stampede_proto::TargetTls {
+            ca_pem: b"not pem".to_vec(),
+            ..Default::default()
+        });
+        let err = Plan::compile(&cfg).unwrap_err();
+        assert!(matches!(err, EngineError::BadTls { .. }), "{err}");
+        let mut cfg = config("http://h:1/");
+        cfg.targets[0].connect_to = vec!["nope".into()];
+        assert!(matches!(
+            Plan::compile(&cfg),
+            Err(EngineError::BadConnectTo { .. })
+        ));
     }
 
     #[test]

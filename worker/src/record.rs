@@ -7,7 +7,9 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
-use stampede_proto::Outcome;
+use stampede_proto::{Outcome, Phase};
+
+use crate::phases::Phases;
 
 /// Distinct arch labels taken from responses per shard; the header comes from the network, so a
 /// misbehaving server must not grow the map without bound.
@@ -37,6 +39,27 @@ pub struct Key {
 /// Latency histograms (µs) by key.
 pub type Histograms = HashMap<Key, Histogram<u64>>;
 
+/// What one phase histogram counts: one phase of the requests to one target, served by one
+/// arch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhaseKey {
+    pub target: u32,
+    pub arch: Arc<str>,
+    pub phase: Phase,
+}
+
+/// Phase histograms (µs) by key.
+pub type PhaseHistograms = HashMap<PhaseKey, Histogram<u64>>;
+
+/// How many failed requests of one target and outcome failed for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonCount {
+    pub target: u32,
+    pub outcome: Outcome,
+    pub reason: &'static str,
+    pub count: u64,
+}
+
 /// A shard shared between its engine thread and the reporter.
 pub type SharedShard = Arc<Mutex<Shard>>;
 
@@ -55,6 +78,10 @@ pub struct Sample<'a> {
     /// The target's declared arch.
     pub declared_arch: &'a Arc<str>,
     pub latency_us: u64,
+    /// The phases that happened, recorded beside the latency under the same arch.
+    pub phases: Phases,
+    /// Why it failed, for a transport error.
+    pub reason: Option<&'static str>,
 }
 
 /// Which arch a slot counts, without the string: the target's declared arch, one of the
@@ -98,6 +125,10 @@ pub struct Shard {
     /// Arch labels seen in responses; kept across intervals so the bound holds for the run.
     labels: Vec<Arc<str>>,
     other: Arc<str>,
+    /// Phase histograms, keyed like the slots but by phase instead of outcome and request.
+    phase_keys: Vec<(u32, ArchId, Phase)>,
+    phase_slots: Vec<Slot>,
+    reasons: Vec<ReasonCount>,
 }
 
 impl Default for Shard {
@@ -116,6 +147,9 @@ impl Shard {
             send_lag: None,
             labels: Vec::new(),
             other: Arc::from(OTHER_ARCH),
+            phase_keys: Vec::new(),
+            phase_slots: Vec::new(),
+            reasons: Vec::new(),
         }
     }
 
@@ -150,6 +184,64 @@ impl Shard {
         self.slots[index]
             .hist
             .saturating_record(sample.latency_us.max(1));
+        for (phase, took) in sample.phases.iter() {
+            let pk = (sample.target, key.arch, phase);
+            let at = match self.phase_keys.iter().position(|k| *k == pk) {
+                Some(i) => i,
+                None => {
+                    self.phase_keys.push(pk);
+                    self.phase_slots.push(Slot {
+                        arch: Arc::clone(&self.slots[index].arch),
+                        hist: new_histogram(),
+                    });
+                    self.phase_keys.len() - 1
+                }
+            };
+            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            self.phase_slots[at].hist.saturating_record(us.max(1));
+        }
+        if let Some(reason) = sample.reason {
+            let found = self.reasons.iter_mut().find(|r| {
+                r.target == sample.target && r.outcome == sample.outcome && r.reason == reason
+            });
+            match found {
+                Some(r) => r.count += 1,
+                None => self.reasons.push(ReasonCount {
+                    target: sample.target,
+                    outcome: sample.outcome,
+                    reason,
+                    count: 1,
+                }),
+            }
+        }
+    }
+
+    /// Takes the phase histograms recorded so far.
+    pub fn take_phases(&mut self) -> PhaseHistograms {
+        let mut out = PhaseHistograms::with_capacity(self.phase_slots.len());
+        for ((target, _, phase), slot) in self.phase_keys.drain(..).zip(self.phase_slots.drain(..))
+        {
+            let key = PhaseKey {
+                target,
+                arch: slot.arch,
+                phase,
+            };
+            match out.entry(key) {
+                Entry::Vacant(e) => {
+                    e.insert(slot.hist);
+                }
+                // Same bounds, so adding cannot fail.
+                Entry::Occupied(mut e) => {
+                    let _ = e.get_mut().add(&slot.hist);
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes the failure reasons counted so far.
+    pub fn take_reasons(&mut self) -> Vec<ReasonCount> {
+        std::mem::take(&mut self.reasons)
     }
 
     /// Takes everything recorded so far, leaving an empty shard.
@@ -258,6 +350,8 @@ mod tests {
             arch_header: header,
             declared_arch: declared,
             latency_us: 1500,
+            phases: Phases::default(),
+            reason: None,
         }
     }
 

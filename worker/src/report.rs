@@ -5,9 +5,9 @@ use std::collections::hash_map::Entry;
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
-use stampede_proto::Series;
+use stampede_proto::{ErrorReason, PhaseSeries, Series};
 
-use crate::record::{Histograms, Key};
+use crate::record::{Histograms, Key, PhaseHistograms, PhaseKey, ReasonCount};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -15,6 +15,8 @@ pub enum ReportError {
     Merge { key: Key, reason: String },
     #[error("cannot serialize the histogram for {key:?}: {reason}")]
     Serialize { key: Key, reason: String },
+    #[error("cannot serialize the {key:?} phase histogram: {reason}")]
+    Phase { key: PhaseKey, reason: String },
     #[error("cannot serialize the send-lag histogram: {0}")]
     SendLag(String),
     #[error("cannot decode a histogram: {0}")]
@@ -68,6 +70,46 @@ pub fn to_series(merged: Histograms) -> Result<Vec<Series>, ReportError> {
                 hdr,
                 request: key.request,
             })
+        })
+        .collect()
+}
+
+/// One `PhaseSeries` per non-empty key, in key order.
+pub fn to_phase_series(phases: PhaseHistograms) -> Result<Vec<PhaseSeries>, ReportError> {
+    let mut entries: Vec<(PhaseKey, Histogram<u64>)> =
+        phases.into_iter().filter(|(_, h)| !h.is_empty()).collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut serializer = V2DeflateSerializer::new();
+    entries
+        .into_iter()
+        .map(|(key, hist)| {
+            let mut hdr = Vec::new();
+            serializer
+                .serialize(&hist, &mut hdr)
+                .map_err(|e| ReportError::Phase {
+                    key: key.clone(),
+                    reason: format!("{e:?}"),
+                })?;
+            Ok(PhaseSeries {
+                target: key.target,
+                arch: key.arch.to_string(),
+                phase: key.phase as i32,
+                count: hist.len(),
+                hdr,
+            })
+        })
+        .collect()
+}
+
+/// The failure reasons as the report carries them.
+pub fn to_error_reasons(reasons: Vec<ReasonCount>) -> Vec<ErrorReason> {
+    reasons
+        .into_iter()
+        .map(|r| ErrorReason {
+            target: r.target,
+            outcome: r.outcome as i32,
+            reason: r.reason.to_string(),
+            count: r.count,
         })
         .collect()
 }

@@ -438,6 +438,8 @@ impl<'a> Session<'a> {
         // Asked before the shards are taken, so every request of a completed stage is in them.
         let completed_stage = engine.completed_stage();
         let series = report::to_series(report::merge(engine.take_shards())?)?;
+        let phases = report::to_phase_series(engine.take_phases())?;
+        let errors = report::to_error_reasons(engine.take_reasons());
         let send_lag = match engine.take_send_lag() {
             Some(h) => report::encode_send_lag(&h)?,
             None => Vec::new(),
@@ -459,6 +461,8 @@ impl<'a> Session<'a> {
             dropped: engine.take_dropped(),
             completed_stage,
             send_lag,
+            phases,
+            errors,
         };
         run.last_end_ms = end_ms;
         run.remember(report.clone());

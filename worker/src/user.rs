@@ -11,6 +11,7 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::attempt;
+use crate::h2::Hub;
 use crate::http::Client;
 use crate::plan::Plan;
 use crate::pool::Pools;
@@ -27,6 +28,8 @@ pub(crate) struct User {
     pub quota: QuotaView,
     /// The engine thread's shared pools, when users share connections.
     pub pools: Option<Arc<Pools>>,
+    /// The engine thread's HTTP/2 connections.
+    pub hub: Arc<Hub>,
     pub cancel: CancellationToken,
 }
 
@@ -34,7 +37,7 @@ impl User {
     /// The user loop.
     pub(crate) async fn run(mut self) {
         let mut rng = SmallRng::from_rng(&mut rand::rng());
-        let mut client = Client::new(self.pools.clone());
+        let mut client = Client::new(self.pools.clone(), self.hub.clone());
         let target = &self.plan.targets[self.target];
         while !self.cancel.is_cancelled() {
             let ticket = match self.quota.claim() {

@@ -361,15 +361,19 @@ async fn redirect_loops_stop_at_the_bound() {
 }
 
 #[tokio::test]
-async fn https_targets_are_refused_at_build_time() {
-    let config = run_config("https://127.0.0.1:8443/", "amd64", "/");
+async fn unusable_tls_settings_are_refused_at_build_time() {
+    let mut config = run_config("https://127.0.0.1:8443/", "amd64", "/");
+    config.targets[0].tls = Some(stampede_worker::proto::TargetTls {
+        ca_pem: b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".to_vec(),
+        ..Default::default()
+    });
     let err = Engine::build(&config, 1)
         .err()
-        .expect("https must be refused");
-    assert!(matches!(err, EngineError::HttpsUnsupported { .. }), "{err}");
+        .expect("a CA that is no certificate must be refused");
+    assert!(matches!(err, EngineError::BadTls { .. }), "{err}");
     let message = err.to_string();
     assert!(
-        message.contains("https://127.0.0.1:8443/") && message.contains("http://"),
+        message.contains("t0") && message.contains("ca"),
         "{message}"
     );
 }

@@ -336,7 +336,7 @@ async fn a_configuration_the_worker_cannot_run_gets_a_goodbye_with_the_reason() 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let addr = serve(Master {
         token: None,
-        script: Script::Run(run_config("https://127.0.0.1:1", "amd64", "/")),
+        script: Script::Run(run_config("ftp://127.0.0.1:1", "amd64", "/")),
         seen: seen.clone(),
     })
     .await;

@@ -178,6 +178,7 @@ fn next_report(
         dropped: 0,
         completed_stage: 0,
         send_lag: Vec::new(),
+        ..Default::default()
     };
     r.last_end_ms = end_ms;
     report

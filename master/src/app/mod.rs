@@ -61,7 +61,11 @@ async fn command(command: Command) -> Result<(), Failure> {
 
 /// The scenario at `path` with its overrides, or exit 2 saying what is wrong where.
 fn load(path: &std::path::Path, overrides: &[String]) -> Result<Scenario, Failure> {
-    scenario::load(path, overrides).map_err(Failure::bad_input)
+    let s = scenario::load(path, overrides).map_err(Failure::bad_input)?;
+    for warning in scenario::warnings(&s.file) {
+        eprintln!("WARNING: {warning}");
+    }
+    Ok(s)
 }
 
 fn check(args: &CheckArgs) -> Result<(), Failure> {

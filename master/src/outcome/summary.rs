@@ -16,7 +16,7 @@ use super::thresholds::Outcome;
 pub const SCHEMA: &str = "stampede.summary.v1";
 
 /// Transport error kinds, as the summary names them (`errors: {KIND: n}`).
-pub const ERROR_KINDS: [&str; 4] = ["connect", "reset", "timeout", "other"];
+pub const ERROR_KINDS: [&str; 5] = ["connect", "reset", "timeout", "other", "tls"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Summary {

@@ -37,12 +37,7 @@ pub fn compile(scenario: &Scenario, run_id: &str) -> pb::RunConfig {
         targets: s
             .targets
             .iter()
-            .map(|t| pb::Target {
-                name: t.name.clone(),
-                url: t.url.clone(),
-                arch: t.arch.clone(),
-                weight: t.weight,
-            })
+            .map(super::target::compile_target)
             .collect(),
         requests: s.requests.iter().map(|r| compile_request(s, r)).collect(),
         wait: Some(compile_wait(&wait)),

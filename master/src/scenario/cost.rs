@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::Invalid;
+use super::invalid::Invalid;
 
 /// `[cost]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -97,7 +97,13 @@ pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Scenario, 
         key,
         message,
     };
-    validate(&file).map_err(at_key)?;
+    let mut file = file;
+    // The files a scenario names (TLS certificates) are read now, next to it: a missing one
+    // stops the run before any worker is asked.
+    let base = path.parent().unwrap_or(Path::new("."));
+    validate(&file)
+        .and_then(|()| super::target::read_files(&mut file, base))
+        .map_err(at_key)?;
     Scenario::parse(file).map_err(at_key)
 }
 

@@ -10,11 +10,14 @@ mod capacity;
 mod compile;
 mod cost;
 mod describe;
+mod invalid;
 mod load;
 mod model;
 mod names;
 mod plan;
+mod target;
 mod threshold;
+mod tls;
 mod valid_load;
 mod validate;
 mod wait;
@@ -26,10 +29,12 @@ pub use describe::describe;
 pub use load::{ScenarioError, load, parse};
 pub use model::*;
 pub use plan::{Plan, Step, StepKind};
+pub use target::warnings;
 pub use threshold::{Metric, Op, Scope, Threshold};
+pub use tls::{HttpVersion, Pem, TargetTls};
 pub use valid_load::{DEFAULT_LIMIT, Limit, ValidLoad};
 
-use validate::Invalid;
+use invalid::Invalid;
 
 /// The scenario as the run uses it: the file's settings, and what was parsed out of them once.
 #[derive(Debug, Clone)]

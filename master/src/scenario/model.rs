@@ -81,8 +81,8 @@ fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
-/// One fleet: a base URL and the arch it is declared to run on.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One fleet: a base URL and the arch it is declared to run on, and how it is reached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub name: String,
@@ -90,6 +90,28 @@ pub struct Target {
     pub arch: String,
     #[serde(default = "one")]
     pub weight: u32,
+    /// `https://` targets: `[target.tls]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::tls::TargetTls>,
+    /// `"1.1"` (default), `"2"` or `"auto"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<super::tls::HttpVersion>,
+    /// HTTP/2: concurrent streams per connection (default 100, capped by the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u32>,
+    /// HTTP/2: connections per worker (default one per engine thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+    /// Addresses to connect to instead of resolving the URL's host (round-robin).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_to: Vec<String>,
+    /// How long a resolved host name is reused (default 60s; 0s: resolve every connection).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dns_ttl: Option<Duration>,
 }
 
 fn one() -> u32 {

@@ -7,8 +7,7 @@ use std::time::Duration;
 use super::compile::request_uri;
 use super::model::{Connection, LoadSection, Model, ScenarioFile, Stage, Wait};
 
-/// A key path and what is wrong with its value.
-pub type Invalid = (String, String);
+use super::invalid::Invalid;
 
 /// The smallest report interval workers accept; below it reports cost more than they tell.
 const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -78,31 +77,30 @@ fn validate_targets(s: &ScenarioFile) -> Result<(), Invalid> {
         if t.arch.trim().is_empty() {
             return bad(key("arch"), "must not be empty (e.g. arm64, amd64)");
         }
-        match url::Url::parse(&t.url) {
-            Ok(u) if u.scheme() == "http" && u.host().is_some() => {
+        let https = match url::Url::parse(&t.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 if u.query().is_some() {
                     return bad(
                         key("url"),
                         "must not carry a query; put it in the request's `path` or `query`",
                     );
                 }
-            }
-            Ok(u) if u.scheme() == "https" => {
-                return bad(
-                    key("url"),
-                    "https targets are not supported yet; use http://",
-                );
+                u.scheme() == "https"
             }
             Ok(_) => {
-                return bad(key("url"), format!("`{}`: expected an http:// URL", t.url));
+                return bad(
+                    key("url"),
+                    format!("`{}`: expected an http:// or https:// URL", t.url),
+                );
             }
             Err(e) => {
                 return bad(
                     key("url"),
-                    format!("`{}`: expected an http:// URL ({e})", t.url),
+                    format!("`{}`: expected an http:// or https:// URL ({e})", t.url),
                 );
             }
-        }
+        };
+        super::target::validate_target(i, t, https)?;
     }
     if s.targets.iter().all(|t| t.weight == 0) {
         return bad("target", "the weights add up to zero");

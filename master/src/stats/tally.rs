@@ -34,6 +34,7 @@ impl Class {
             Outcome::ErrorReset => Class::Error(1),
             Outcome::ErrorTimeout => Class::Error(2),
             Outcome::ErrorOther => Class::Error(3),
+            Outcome::ErrorTls => Class::Error(4),
         })
     }
 }
@@ -46,7 +47,7 @@ pub struct Tally {
     /// Responses by status class; index 0 is 1xx.
     pub status: [u64; 5],
     /// Transport errors by kind, in [`ERROR_KINDS`] order.
-    pub errors: [u64; 4],
+    pub errors: [u64; 5],
     /// Requests whose outcome was not what the scenario expected (errors included).
     pub failures: u64,
     /// The unexpected responses among `status`, by status class (index 0 is 1xx).
@@ -74,7 +75,7 @@ impl Tally {
                 }
                 self.latency.add(l);
             }
-            Class::Error(kind) => self.errors[kind.min(3)] += count,
+            Class::Error(kind) => self.errors[kind.min(ERROR_KINDS.len() - 1)] += count,
         }
     }
 
@@ -201,7 +202,7 @@ mod tests {
         t.record_latencies(Class::Error(2), true, 2, &hist_of(&[10, 20]));
         assert_eq!(t.requests, 6);
         assert_eq!(t.status, [0, 3, 0, 0, 1]);
-        assert_eq!(t.errors, [0, 0, 2, 0]);
+        assert_eq!(t.errors, [0, 0, 2, 0, 0]);
         assert_eq!(t.failures, 3);
         assert_eq!(t.unexpected, [0, 0, 0, 0, 1]);
         // Errors are counted but not timed.

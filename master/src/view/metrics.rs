@@ -380,7 +380,7 @@ mod tests {
             s5xx: 1,
             errors: 1,
             status: [0, requests - 2, 0, 0, 1],
-            error_kinds: [0, 0, 1, 0],
+            error_kinds: [0, 0, 1, 0, 0],
             p50_ms: 20.0,
             p95_ms: 25.0,
             p99_ms: 30.0,

@@ -23,7 +23,7 @@ pub struct Row {
     /// Responses by status class; index 0 is 1xx.
     pub status: [u64; 5],
     /// Transport errors by kind, in `tally::ERROR_KINDS` order.
-    pub error_kinds: [u64; 4],
+    pub error_kinds: [u64; 5],
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,

@@ -2,6 +2,8 @@
 //! helpers to build run configurations and read recorded histograms.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -255,6 +257,7 @@ pub fn run_config(url: &str, declared_arch: &str, path: &str) -> RunConfig {
             url: url.into(),
             arch: declared_arch.into(),
             weight: 1,
+            ..Default::default()
         }],
         requests: vec![proto::Request {
             name: "get".into(),
@@ -309,4 +312,89 @@ pub fn count_outcome(h: &Histograms, outcome: Outcome) -> u64 {
 
 pub fn keys(h: &Histograms) -> Vec<&Key> {
     h.keys().collect()
+}
+
+/// Everything an engine recorded in a run: latencies, phases and failure reasons.
+pub struct Recorded {
+    pub latencies: Histograms,
+    pub phases: stampede_worker::record::PhaseHistograms,
+    pub reasons: Vec<stampede_worker::record::ReasonCount>,
+}
+
+impl Recorded {
+    /// Requests recorded for one phase (all targets and arches).
+    pub fn phase_count(&self, phase: proto::Phase) -> u64 {
+        self.phases
+            .iter()
+            .filter(|(k, _)| k.phase == phase)
+            .map(|(_, h)| h.len())
+            .sum()
+    }
+
+    /// One phase's histogram over all targets and arches.
+    pub fn phase(&self, phase: proto::Phase) -> hdrhistogram::Histogram<u64> {
+        let mut out = stampede_worker::record::new_histogram();
+        for (k, h) in &self.phases {
+            if k.phase == phase {
+                out.add(h).unwrap();
+            }
+        }
+        out
+    }
+
+    /// How many failures were counted under `reason`.
+    pub fn reason(&self, reason: &str) -> u64 {
+        self.reasons
+            .iter()
+            .filter(|r| r.reason == reason)
+            .map(|r| r.count)
+            .sum()
+    }
+
+    /// Requests recorded per arch.
+    pub fn by_arch(&self) -> HashMap<String, u64> {
+        let mut out = HashMap::new();
+        for (k, h) in &self.latencies {
+            *out.entry(k.arch.to_string()).or_insert(0) += h.len();
+        }
+        out
+    }
+}
+
+/// Runs `users` users on every target of `engine` for `run_for`, stops it (every in-flight
+/// request must end by itself) and returns all it recorded, taken in two intervals.
+pub async fn run_all(
+    engine: &mut stampede_worker::Engine,
+    users: u32,
+    run_for: Duration,
+) -> Recorded {
+    for t in 0..engine.targets() {
+        engine.set_users(t as u32, users).unwrap();
+    }
+    tokio::time::sleep(run_for / 2).await;
+    let first = (
+        engine.take_shards(),
+        engine.take_phases(),
+        engine.take_reasons(),
+    );
+    tokio::time::sleep(run_for / 2).await;
+    let abandoned = engine.stop(Duration::from_secs(10)).await;
+    assert_eq!(abandoned, 0, "every in-flight request finished");
+    let latencies =
+        stampede_worker::report::merge(first.0.into_iter().chain(engine.take_shards())).unwrap();
+    let mut phases = first.1;
+    for (k, h) in engine.take_phases() {
+        phases
+            .entry(k)
+            .or_insert_with(stampede_worker::record::new_histogram)
+            .add(&h)
+            .unwrap();
+    }
+    let mut reasons = first.2;
+    reasons.extend(engine.take_reasons());
+    Recorded {
+        latencies,
+        phases,
+        reasons,
+    }
 }

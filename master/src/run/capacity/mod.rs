@@ -263,6 +263,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             arch: arch.into(),
             weight,
+            ..Default::default()
         }
     }
 

@@ -26,7 +26,7 @@ fn figures(label: &str, arch: &str, requests: u64, s5xx: u64, p99_ms: f64) -> Fi
         ratio_5xx: s5xx as f64 / requests as f64,
         errors: 3,
         status: [0, requests - s5xx - 3, 0, 0, s5xx],
-        error_kinds: [0, 0, 3, 0],
+        error_kinds: [0, 0, 3, 0, 0],
         p50_ms: p99_ms / 8.0,
         p95_ms: p99_ms / 2.0,
         p99_ms,
