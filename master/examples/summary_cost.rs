@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
             series,
             send_lag: None,
         };
-        agg.ingest(&report)?;
+        agg.ingest("w", &report)?;
         agg.close_intervals(k * 1000 + 1000);
     }
     agg.close_all();

@@ -6,7 +6,8 @@
 //! | folder | what lives there | may import |
 //! | --- | --- | --- |
 //! | [`app`] | the binary's edge: command line, carrying out a run and its outputs, the demo, local workers, signals, logs, exit codes | everything |
-//! | `run` | one run: the controller loop, the fleet of workers, the pacing (plan, ramps, capacity search), dispatch, the views' snapshots | `stats`, `wire`, `view`, `outcome`, `scenario` |
+//! | `run` | one run: the controller loop, the fleet of workers, the pacing (plan, ramps, capacity search), dispatch, the views' snapshots | `journal`, `stats`, `wire`, `view`, `outcome`, `scenario` |
+//! | `journal` | the run's journal: framed, checksummed records of what was counted, written before acknowledging, replayed by `recover` and `--resume` | `stats`, `outcome`, `scenario` |
 //! | [`wire`] | the gRPC service: admission (token, TLS), worker streams as events, report decoding | `stats` |
 //! | [`stats`] | counting: tallies, report histograms, the exact aggregator and its series | `outcome`, `scenario` |
 //! | `view` | live views of one snapshot: terminal UI, headless printer, Prometheus metrics | `outcome`, `scenario` |
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+mod journal;
 pub mod outcome;
 pub mod report;
 mod run;

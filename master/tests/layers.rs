@@ -15,11 +15,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wire", &["stats"]),
     ("view", &["outcome", "scenario"]),
     ("report", &["outcome", "scenario"]),
-    ("run", &["stats", "wire", "view", "outcome", "scenario"]),
+    ("journal", &["stats", "outcome", "scenario"]),
+    (
+        "run",
+        &["journal", "stats", "wire", "view", "outcome", "scenario"],
+    ),
     (
         "app",
         &[
-            "run", "stats", "wire", "view", "report", "outcome", "scenario",
+            "run", "journal", "stats", "wire", "view", "report", "outcome", "scenario",
         ],
     ),
 ];

@@ -30,6 +30,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write the HTML report (and optionally Locust CSV) of a finished run from its summary.
     Report(ReportArgs),
+    /// Write the summary (and reports) of a run whose master died, from its journal.
+    Recover(RecoverArgs),
 }
 
 /// `demo`'s flags.
@@ -59,6 +61,17 @@ pub struct DemoArgs {
     /// How often the headless view prints.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
     pub status_every: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The run's journal (STATE_DIR/RUN_ID.journal).
+    pub journal: PathBuf,
+    /// Where to write the JSON summary (default: beside the journal, RUN_ID.summary.json).
+    #[arg(short = 'o', long = "output", value_name = "SUMMARY.json")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +178,16 @@ pub struct RunArgs {
     /// for a last scrape; a signal ends the wait.
     #[arg(long, env = "STAMPEDE_LINGER", default_value = "0s", value_parser = parse_linger, value_name = "DUR")]
     pub linger: Linger,
+    /// Where the run's journal goes, `RUN_ID.journal` (default: the summary's folder).
+    #[arg(long, env = "STAMPEDE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Keep no journal (a crash of the master then loses the run).
+    #[arg(long, env = "STAMPEDE_NO_JOURNAL", conflicts_with = "resume")]
+    pub no_journal: bool,
+    /// Go on with the run a journal recorded (its master died): a path, or `auto` for the
+    /// newest unfinished journal in the state folder (a fresh run when there is none).
+    #[arg(long, env = "STAMPEDE_RESUME", value_name = "JOURNAL|auto")]
+    pub resume: Option<PathBuf>,
 }
 
 /// How long the master stays up once the run is over.

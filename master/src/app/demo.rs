@@ -89,6 +89,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         linger: Linger::For(Duration::ZERO),
         outputs: args.outputs.clone(),
         tls: None,
+        // The demo is one machine's toy run: nothing to resume.
+        journal: false,
+        state_dir: None,
+        resume: None,
     };
     let result = execute(scenario, options).await;
     stop_servers.cancel();

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::cli::{Linger, OutputArgs};
 use super::exit::Failure;
 use super::outputs::Outputs;
+use crate::journal::{self, Journal};
 use crate::outcome::Summary;
-use crate::run::{Controller, Finished, RunSettings};
+use crate::run::{Controller, Finished, RunSettings, newest_unfinished};
 use crate::scenario::Scenario;
 use crate::view::{Headless, Metrics, Tee, Tui, View, metrics};
 use crate::wire::{self, Auth, ServerTls, Service, ServiceConfig};
@@ -50,6 +51,11 @@ pub struct ExecuteOptions {
     pub outputs: OutputArgs,
     /// TLS on the gRPC listener.
     pub tls: Option<ServerTls>,
+    /// Keep a journal of the run (in `state_dir`, default the summary's folder).
+    pub journal: bool,
+    pub state_dir: Option<PathBuf>,
+    /// A journal to go on with (`auto`: the newest unfinished one in the state folder).
+    pub resume: Option<PathBuf>,
 }
 
 /// The terminal UI when stdout is a terminal and `--headless` is not given, else status lines.
@@ -85,7 +91,19 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> Result<(), Fai
     // Before anything is sent: a run must never be lost to an output that cannot be written.
     let html = (opts.outputs.report.as_deref()).or(scenario.file.output.report.as_deref());
     let csv = (opts.outputs.csv.as_deref()).or(scenario.file.output.csv.as_deref());
-    let outputs = Outputs::prepare(summary_path.clone(), html, csv)?;
+    let state_dir = (opts.journal || opts.resume.is_some()).then(|| {
+        opts.state_dir.clone().unwrap_or_else(|| {
+            summary_path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_owned)
+        })
+    });
+    let outputs = Outputs::prepare(summary_path.clone(), html, csv, state_dir.as_deref())?;
+    let resumed = match (&opts.resume, &state_dir) {
+        (Some(which), Some(dir)) => resumed_journal(which, dir)?,
+        _ => None,
+    };
 
     let listener = wire::bind(opts.bind)
         .await
@@ -154,14 +172,16 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> Result<(), Fai
         wait_workers: opts.wait_workers,
         summary_path: summary_path.clone(),
         liveness_timeout: opts.liveness_timeout,
+        state_dir,
     };
-    let controller = Controller::new(
-        scenario,
-        settings,
-        events_rx,
-        Box::new(Tee(views)),
-        stop.clone(),
-    );
+    let view = Box::new(Tee(views));
+    let controller = match resumed {
+        Some(journal) => {
+            Controller::resume(scenario, settings, events_rx, view, stop.clone(), journal)
+                .map_err(Failure::bad_input)?
+        }
+        None => Controller::new(scenario, settings, events_rx, view, stop.clone()),
+    };
     let finished = controller.run().await;
     // The summary first, before anything else can go wrong.
     let written = match &finished {
@@ -201,6 +221,22 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> Result<(), Fai
     };
     metrics_stop.cancel();
     result
+}
+
+/// The journal `which` names (`auto`: the newest unfinished one in `dir`, or none).
+fn resumed_journal(which: &Path, dir: &Path) -> Result<Option<Journal>, Failure> {
+    if which == Path::new("auto") {
+        let found = newest_unfinished(dir);
+        match &found {
+            Some(j) => tracing::info!("resuming the run of {}", j.path.display()),
+            None => tracing::info!(
+                "--resume auto: no unfinished journal in {}; a new run starts",
+                dir.display()
+            ),
+        }
+        return Ok(found);
+    }
+    journal::read(which).map(Some).map_err(Failure::bad_input)
 }
 
 /// The summary on standard output, as written to its file.

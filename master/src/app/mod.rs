@@ -21,7 +21,7 @@ use clap::Parser;
 
 pub use execute::{SUMMARY_BEGIN, SUMMARY_END};
 
-use cli::{CheckArgs, Cli, Command, ReportArgs, RunArgs};
+use cli::{CheckArgs, Cli, Command, RecoverArgs, ReportArgs, RunArgs};
 use execute::{ExecuteOptions, execute};
 use exit::Failure;
 
@@ -56,6 +56,7 @@ async fn command(command: Command) -> Result<(), Failure> {
         Command::Run(args) => run(*args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Report(args) => report(&args),
+        Command::Recover(args) => recover(&args),
     }
 }
 
@@ -94,6 +95,33 @@ fn report(args: &ReportArgs) -> Result<(), Failure> {
     }
 }
 
+/// The summary of a run whose master died, from its journal, and the reports asked for.
+fn recover(args: &RecoverArgs) -> Result<(), Failure> {
+    let journal = crate::journal::read(&args.journal).map_err(Failure::bad_input)?;
+    let summary_path = args.output.clone().unwrap_or_else(|| {
+        args.journal
+            .with_file_name(format!("{}.summary.json", journal.start.run_id))
+    });
+    let outputs = outputs::Outputs::prepare(
+        summary_path.clone(),
+        args.outputs.report.as_deref(),
+        args.outputs.csv.as_deref(),
+        None,
+    )?;
+    let summary = crate::run::recover(journal).map_err(|e| Failure::bad_input(anyhow!(e)))?;
+    outputs.write(&summary)?;
+    eprintln!(
+        "summary recovered to {} ({} requests, up to {:.1} s into the run)",
+        summary_path.display(),
+        summary.totals.requests,
+        summary
+            .recovered
+            .as_ref()
+            .map_or(0.0, |r| r.journal_until_s)
+    );
+    Ok(())
+}
+
 async fn run(args: RunArgs) -> Result<(), Failure> {
     let scenario = load(&args.scenario, &args.overrides())?;
     let auth = wire::resolve_auth(args.token.as_deref(), args.insecure, args.expect_workers)
@@ -122,6 +150,9 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
         print_summary: args.print_summary,
         linger: args.linger,
         outputs: args.outputs.clone(),
+        journal: !args.no_journal,
+        state_dir: args.state_dir.clone(),
+        resume: args.resume.clone(),
     };
     execute(scenario, options).await
 }

@@ -25,8 +25,12 @@ impl Outputs {
         summary: PathBuf,
         html: Option<&Path>,
         csv: Option<&Path>,
+        state_dir: Option<&Path>,
     ) -> Result<Outputs, Failure> {
         check_writable(&summary, "the summary")?;
+        if let Some(dir) = state_dir {
+            check_writable(&dir.join("RUN_ID.journal"), "the journal")?;
+        }
         if let Some(path) = html {
             check_writable(path, "the HTML report")?;
         }
@@ -119,7 +123,7 @@ mod tests {
         let nested = dir.join("new/deeper/x.json");
         let report = dir.join("reports/r.html");
         let csv = dir.join("csv/run");
-        Outputs::prepare(nested.clone(), Some(&report), Some(&csv)).unwrap();
+        Outputs::prepare(nested.clone(), Some(&report), Some(&csv), None).unwrap();
         assert!(nested.parent().unwrap().is_dir());
         assert!(report.parent().unwrap().is_dir());
         assert!(csv.parent().unwrap().is_dir());
@@ -131,12 +135,14 @@ mod tests {
 
         let file = dir.join("a-file");
         std::fs::write(&file, b"x").unwrap();
-        let e = Outputs::prepare(file.join("x.json"), None, None)
+        let e = Outputs::prepare(file.join("x.json"), None, None, None)
             .err()
             .unwrap();
         assert_eq!(e.code(), 2);
         assert!(e.to_string().contains("cannot write the summary"), "{e}");
-        let e = Outputs::prepare(dir.clone(), None, None).err().unwrap();
+        let e = Outputs::prepare(dir.clone(), None, None, None)
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("it is a folder"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }

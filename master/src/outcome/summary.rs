@@ -61,6 +61,32 @@ pub struct Summary {
     /// How far behind the master was in counting reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master: Option<MasterLoad>,
+    /// How the run ended: `completed` (its master saw it through, resumed or not) or
+    /// `recovered` (rebuilt from the journal of a master that died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    /// Times no master ran (a resumed run's gaps), seconds from the start: no load then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<Outage>,
+    /// A recovered run: how far its journal went, and what it cannot hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovered>,
+}
+
+/// A time no master ran, seconds from the run's start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Outage {
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
+/// What a summary recovered from a journal stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Recovered {
+    /// The journal's last record, seconds from the run's start: the figures go to there.
+    pub journal_until_s: f64,
+    /// What is missing: the requests made after that, at most one report interval per worker.
+    pub note: String,
 }
 
 /// How far behind the master was: how long reports waited between arriving and being counted

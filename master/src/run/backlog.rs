@@ -4,12 +4,15 @@
 //! summary) while acknowledgements come later and workers keep their reports until then; no
 //! worker is taken for silent meanwhile (their connections' liveness is apart).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use stampede_proto::hdr::new_histogram;
 
 use crate::outcome::{Delays, Latency, MasterLoad};
+
+/// A clock tick this late means the runtime is short of CPU.
+const BUSY_TICK: Duration = Duration::from_millis(500);
 
 pub struct Backlog {
     /// Past this wait the master is behind.
@@ -22,6 +25,9 @@ pub struct Backlog {
     /// Looks at which it was behind, and the time they cover.
     behind_windows: u64,
     behind_s: f64,
+    /// The last moment the master was seen busy beyond keeping up (a late tick, a full queue,
+    /// a long wait).
+    busy_at: Instant,
     /// Lines worth telling the user, taken by the controller.
     pub notices: Vec<String>,
 }
@@ -35,6 +41,7 @@ impl Backlog {
             behind: false,
             behind_windows: 0,
             behind_s: 0.0,
+            busy_at: Instant::now(),
             notices: Vec::new(),
         }
     }
@@ -44,6 +51,22 @@ impl Backlog {
         let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
         self.waits.saturating_record(us.max(1));
         self.window = self.window.max(wait);
+        if wait > self.limit {
+            self.busy_at = Instant::now();
+        }
+    }
+
+    /// The controller's clock ticked `late` after it was due, with `queued` of `capacity`
+    /// events waiting: either says the runtime is short of CPU.
+    pub fn ticked(&mut self, late: Duration, queued: usize, capacity: usize) {
+        if late > BUSY_TICK || queued * 2 > capacity {
+            self.busy_at = Instant::now();
+        }
+    }
+
+    /// How long the master has kept up.
+    pub fn calm_for(&self) -> Duration {
+        self.busy_at.elapsed()
     }
 
     /// Closes the window of the last `span`: returns its longest wait, and says when the

@@ -9,12 +9,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backlog::Backlog;
-use super::fleet::{Fleet, Lost};
+use super::fleet::{Fleet, Lost, Started};
+use super::journaling::{self, Journaling};
 use super::pacing::Pacing;
 use super::show::{self, Progress};
-use crate::outcome::{self, Summary};
+use crate::outcome::{self, Outage, Summary};
 use crate::scenario::{self, Scenario};
-use crate::stats::{self, Aggregator, Report, RunFacts, TargetInfo};
+use crate::stats::{self, Aggregator, Ingested, Report, RunFacts, TargetInfo};
 use crate::view::{Command, View};
 use crate::wire::Event;
 use crate::wire::decode::DecodeError;
@@ -35,6 +36,8 @@ pub struct RunSettings {
     pub summary_path: PathBuf,
     /// A worker silent for longer is declared missing.
     pub liveness_timeout: Duration,
+    /// Where the run's journal goes (`RUN_ID.journal`); `None`: no journal.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -94,6 +97,14 @@ pub struct Controller {
     notices: Vec<String>,
     /// Series points the views have been given.
     shown: usize,
+    /// The journal, when the run keeps one.
+    journal: Option<Journaling>,
+    /// When the journal was last written.
+    journal_written: Instant,
+    /// Times no master ran (a resumed run's gaps), run time.
+    outages: Vec<(Duration, Duration)>,
+    /// A resumed run: what it takes up when it starts again.
+    resume: Option<journaling::Resume>,
 }
 
 impl Controller {
@@ -101,10 +112,22 @@ impl Controller {
         scenario: Scenario,
         settings: RunSettings,
         events: mpsc::Receiver<Event>,
-        mut view: Box<dyn View>,
+        view: Box<dyn View>,
         stop: CancellationToken,
     ) -> Controller {
         let run_id = new_run_id();
+        Controller::for_run(scenario, settings, events, view, stop, run_id)
+    }
+
+    /// A controller for the run `run_id` (a new one, or one a journal resumes).
+    pub(super) fn for_run(
+        scenario: Scenario,
+        settings: RunSettings,
+        events: mpsc::Receiver<Event>,
+        mut view: Box<dyn View>,
+        stop: CancellationToken,
+        run_id: String,
+    ) -> Controller {
         let config = scenario::compile(&scenario, &run_id);
         let targets = scenario
             .targets()
@@ -136,7 +159,49 @@ impl Controller {
             aborted: None,
             notices: Vec::new(),
             shown: 0,
+            journal: None,
+            journal_written: Instant::now(),
+            outages: Vec::new(),
+            resume: None,
         }
+    }
+
+    pub(super) fn run_id(&self) -> &str {
+        self.agg.run_id()
+    }
+
+    pub(super) fn report_interval(&self) -> Duration {
+        self.scenario.file.report_interval
+    }
+
+    /// A journal's counts and workers, for a resumed run.
+    pub(super) fn restore_counts(&mut self, agg: Aggregator, workers: Vec<outcome::WorkerRecord>) {
+        self.agg = agg;
+        self.fleet.restore_history(workers);
+    }
+
+    pub(super) fn set_resume(&mut self, r: journaling::Resume) {
+        self.resume = Some(r);
+    }
+
+    pub(super) fn set_clock(&mut self, start: Instant, started_at: SystemTime) {
+        self.clock = Clock {
+            start: Some(start),
+            started_at,
+            last_tick: Instant::now(),
+        };
+    }
+
+    pub(super) fn set_outages(&mut self, outages: Vec<(Duration, Duration)>) {
+        self.outages = outages;
+    }
+
+    pub(super) fn restore_pacing(&mut self, state: super::pacing::PacingState, now: Duration) {
+        self.pacing.restore(state, now);
+    }
+
+    pub(super) fn set_journal(&mut self, j: Journaling) {
+        self.journal = Some(j);
     }
 
     /// Runs to the end; the summary of a run that was carried out has its thresholds judged.
@@ -154,6 +219,11 @@ impl Controller {
         self.agg.close_all();
         // The views' last picture holds every final report, as the summary does.
         self.show();
+        let at = journaling::millis(self.clock.elapsed());
+        let load = journaling::millis(load_time.saturating_sub(self.outage()));
+        if let Some(j) = self.journal.as_mut() {
+            j.end(at, load, &self.pacing.state(), &self.outages);
+        }
         let mut summary = self.summary(load_time);
         let failed = outcome::judge_all(&mut summary, &self.scenario.thresholds);
         self.view.finish(&summary);
@@ -163,19 +233,43 @@ impl Controller {
         }
     }
 
-    /// The summary of what has been counted so far, over `duration` of load.
-    fn summary(&self, duration: Duration) -> Summary {
+    /// The summary of what has been counted so far, `elapsed` into the run.
+    fn summary(&self, elapsed: Duration) -> Summary {
         let facts = RunFacts {
             scenario: &self.scenario,
             started_at: self.clock.started_at,
             ended_at: SystemTime::now(),
-            duration,
+            // Load was applied all that time but the outages.
+            duration: elapsed.saturating_sub(self.outage()),
             workers: self.fleet.history().to_vec(),
             capacity: self.pacing.capacity_report(),
             aborted: self.aborted.clone(),
             master: Some(self.load.report()),
         };
-        stats::summary(&self.agg, facts)
+        let mut summary = stats::summary(&self.agg, facts);
+        summary.ended = Some("completed".to_owned());
+        summary.outages = self
+            .outages
+            .iter()
+            .map(|(from, to)| Outage {
+                from_s: from.as_secs_f64(),
+                to_s: to.as_secs_f64(),
+            })
+            .collect();
+        summary
+    }
+
+    /// Time the run lost to master outages.
+    fn outage(&self) -> Duration {
+        self.outages
+            .iter()
+            .map(|(from, to)| to.saturating_sub(*from))
+            .sum()
+    }
+
+    /// The plan's clock: the run's, less the outages (a resumed run goes on where it stood).
+    fn plan_now(&self) -> Duration {
+        self.clock.elapsed().saturating_sub(self.outage())
     }
 
     async fn wait_for_workers(&mut self) -> Result<(), String> {
@@ -203,20 +297,82 @@ impl Controller {
     }
 
     fn start(&mut self) {
-        self.clock = Clock {
-            start: Some(Instant::now()),
-            started_at: SystemTime::now(),
-            last_tick: Instant::now(),
-        };
-        tracing::info!(
-            run_id = self.agg.run_id(),
-            workers = self.fleet.len(),
-            "run started"
-        );
-        for id in self.fleet.start_all() {
-            self.agg.worker_started(&id, 0);
+        match self.resume.take() {
+            Some(resume) => self.take_up(resume),
+            None => {
+                self.clock = Clock {
+                    start: Some(Instant::now()),
+                    started_at: SystemTime::now(),
+                    last_tick: Instant::now(),
+                };
+                self.open_journal();
+                tracing::info!(
+                    run_id = self.agg.run_id(),
+                    workers = self.fleet.len(),
+                    "run started"
+                );
+            }
+        }
+        for started in self.fleet.start_all() {
+            self.started(&started);
         }
         self.dispatch();
+    }
+
+    /// A worker process has the run: its reports count from now on its clock.
+    fn started(&mut self, s: &Started) {
+        let now = self.clock.elapsed_ms();
+        self.agg.worker_started(&s.source, now);
+        // A process back from before an outage keeps its first clock.
+        let since = self.agg.started_at(&s.source).unwrap_or(now);
+        if let Some(j) = self.journal.as_mut() {
+            j.started(s, now, since);
+        }
+    }
+
+    /// Starts the journal of a new run in the state folder.
+    fn open_journal(&mut self) {
+        let Some(dir) = self.settings.state_dir.clone() else {
+            return;
+        };
+        let path = dir.join(format!("{}.journal", self.agg.run_id()));
+        let start = crate::journal::record::Start {
+            run_id: self.agg.run_id().to_owned(),
+            started_unix_ms: journaling::unix_ms(self.clock.started_at),
+            scenario_json: scenario::redacted(&self.scenario.file).to_string(),
+            config_crc: self.fleet.config_crc(),
+        };
+        match Journaling::create(&path, start, self.scenario.file.report_interval) {
+            Ok(j) => {
+                tracing::info!("journal: {}", path.display());
+                self.journal = Some(j);
+            }
+            Err(e) => {
+                let why = format!(
+                    "cannot start the journal {}: {e}; the run goes on without one",
+                    path.display()
+                );
+                tracing::error!("{why}");
+                self.notices.push(why);
+            }
+        }
+    }
+
+    /// Writes the journal when a write is due, then sends the acknowledgements it covers.
+    fn write_journal(&mut self, force: bool) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        if !force && !j.due(self.journal_written.elapsed()) {
+            return;
+        }
+        self.journal_written = Instant::now();
+        let at = journaling::millis(self.clock.elapsed());
+        let acks = j.write(at, &self.pacing.state(), &self.outages, false);
+        self.notices.append(&mut j.notices);
+        for (worker, conn, seq) in acks {
+            self.fleet.ack(&worker, conn, seq);
+        }
     }
 
     /// The main loop: events, the dispatch clock, the views, until the plan ends or a stop.
@@ -231,9 +387,15 @@ impl Controller {
                     Some(ev) => self.on_event(ev),
                     None => break,
                 },
-                _ = tick.tick() => {
-                    let lost = self.fleet.reap_silent(self.clock.elapsed());
-                    self.lost(&lost);
+                due = tick.tick() => {
+                    self.load.ticked(due.elapsed(), self.events.len(), self.events.max_capacity());
+                    // Silence is only judged while the master keeps up: a master that is
+                    // behind has not read what its workers sent.
+                    if self.load.calm_for() > self.settings.liveness_timeout {
+                        let lost = self.fleet.reap_silent(self.clock.elapsed());
+                        self.lost(&lost);
+                    }
+                    self.write_journal(false);
                     if !self.dispatch() {
                         break;
                     }
@@ -258,7 +420,7 @@ impl Controller {
     /// Moves the plan on and sends changed assignments; false once the plan is over.
     fn dispatch(&mut self) -> bool {
         let dt = self.clock.tick();
-        let now = self.clock.elapsed();
+        let now = self.plan_now();
         let running = self.fleet.running();
         let ids: Vec<String> = running.iter().map(|(id, _)| id.clone()).collect();
         let fleet = &self.fleet;
@@ -268,15 +430,21 @@ impl Controller {
         let Some((rows, stage)) = round else {
             return false;
         };
-        let lost = self.fleet.send_loads(running, rows, stage, now);
+        let lost = self
+            .fleet
+            .send_loads(running, rows, stage, self.clock.elapsed());
         self.lost(&lost);
         true
     }
 
-    /// Hands the load of lost workers to the pacing.
+    /// Hands the load of lost workers to the pacing, and journals their departure.
     fn lost(&mut self, lost: &[Lost]) {
+        let at = self.clock.elapsed_ms();
         for l in lost {
             self.pacing.worker_lost(l);
+            if let Some(j) = self.journal.as_mut() {
+                j.left(l, at);
+            }
         }
     }
 
@@ -359,9 +527,9 @@ impl Controller {
                 outbox,
                 liveness,
             } => {
-                let started = self.clock.start.is_some();
-                if let Some(id) = self.fleet.join(conn, hello, outbox, liveness, at, started) {
-                    self.agg.worker_started(&id, self.clock.elapsed_ms());
+                let running = self.clock.start.is_some();
+                if let Some(s) = self.fleet.join(conn, hello, outbox, liveness, at, running) {
+                    self.started(&s);
                 }
             }
             Event::Report {
@@ -395,17 +563,32 @@ impl Controller {
             Ok(r) => match self.fleet.report_arrived(worker, conn, &r) {
                 None => return,
                 Some(Err(why)) => Err(why),
-                Some(Ok(())) => self
-                    .agg
-                    .ingest(&r)
-                    .map(|_| r.seq)
-                    .map_err(|e| e.to_string()),
+                Some(Ok(source)) => match self.agg.ingest(&source, &r) {
+                    Ok(Ingested::Counted { bucket }) => {
+                        let ack = (worker.to_owned(), conn, r.seq);
+                        Ok(match self.journal.as_mut() {
+                            // Acknowledged once it is in the journal.
+                            Some(j) => j.counted(&source, &r, bucket, ack),
+                            None => Some(ack),
+                        })
+                    }
+                    // Counted before (a resend): acknowledged again, after the journal has it.
+                    Ok(Ingested::Duplicate) => {
+                        let ack = (worker.to_owned(), conn, r.seq);
+                        Ok(match self.journal.as_mut() {
+                            Some(j) => j.defer(ack),
+                            None => Some(ack),
+                        })
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
             },
             Err(e) if self.fleet.is_live(worker, conn) => Err(e.to_string()),
             Err(_) => return,
         };
         match result {
-            Ok(seq) => self.fleet.ack(worker, conn, seq),
+            Ok(Some((worker, conn, seq))) => self.fleet.ack(&worker, conn, seq),
+            Ok(None) => {}
             Err(why) => {
                 let lost = self.fleet.reject(worker, conn, &why, self.clock.elapsed());
                 self.lost(lost.as_slice());
@@ -423,10 +606,16 @@ impl Controller {
         while !self.fleet.stopping().is_empty() {
             tokio::select! {
                 ev = self.events.recv() => match ev {
-                    Some(ev) => self.on_event(ev),
+                    Some(ev) => {
+                        self.on_event(ev);
+                        self.write_journal(false);
+                    }
                     None => break,
                 },
-                _ = show.tick() => self.show(),
+                _ = show.tick() => {
+                    self.write_journal(true);
+                    self.show();
+                }
                 () = &mut deadline => {
                     let late = self.fleet.stopping();
                     tracing::warn!(?late, "no final report within {}", humantime::format_duration(wait));

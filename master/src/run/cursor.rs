@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::scenario::{Plan, StepKind};
 
 /// Where the run is in its plan at one moment.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Goal {
     /// Step number, 1-based.
     pub stage: usize,
@@ -76,6 +78,17 @@ impl Cursor {
                 _ => None,
             },
         })
+    }
+
+    /// Which step the run is in and when it started: what a journal keeps.
+    pub fn position(&self) -> (usize, Duration) {
+        (self.index, self.started)
+    }
+
+    /// Puts the cursor back where a journal says it stood.
+    pub fn set_position(&mut self, index: usize, started: Duration) {
+        self.index = index.min(self.plan.steps.len());
+        self.started = started;
     }
 
     /// Stage k of n (k = n + 1 once the plan is over).

@@ -2,6 +2,7 @@
 //! against each target, how a `requests` stage's count is shared out, and how the global user
 //! level moves toward its goal at the spawn rate.
 
+use serde::{Deserialize, Serialize};
 use stampede_proto as pb;
 
 use crate::scenario::Model;
@@ -134,7 +135,7 @@ pub fn levels(model: Model, level: f64, target_weights: &[u32], workers: usize) 
 /// A `requests` stage's count shared out when the stage starts: per worker (those running
 /// then) and target, in proportion to each cell's level at the stage's goal, so every share
 /// has someone to send it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quotas {
     pub stage: usize,
     pub workers: Vec<String>,
@@ -259,7 +260,7 @@ pub fn spread_levels(model: Model, per_target: &[f64], workers: usize) -> Vec<Ve
 
 /// The global user level on its way to a goal, moving at most `spawn_rate` users per second
 /// (up or down); without a spawn rate it jumps.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ramp {
     level: f64,
     spawn_rate: Option<f64>,
@@ -295,6 +296,11 @@ impl Ramp {
         if self.spawn_rate.is_some() {
             self.level = (self.level - f64::from(users)).max(0.0);
         }
+    }
+
+    /// Back to zero (the workers' users are gone), to climb again at the spawn rate.
+    pub fn reset(&mut self) {
+        self.level = 0.0;
     }
 
     /// Users due now: rounded down while climbing so the spawn rate is never exceeded, with a

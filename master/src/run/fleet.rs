@@ -20,10 +20,23 @@ const MAX_REJECTED_REPORTS: u32 = 10;
 /// A running worker as a dispatch round sees it: its id and the connection it is on.
 pub type Handle = (String, u64);
 
+/// A worker process that started its part of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    /// The aggregator's key for it: its id and instance.
+    pub source: String,
+    pub id: String,
+    pub instance: String,
+    pub hostname: String,
+    pub arch: String,
+}
+
 /// A worker that left: what the pacing must know to hand its load to the others.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lost {
     pub id: String,
+    pub instance: String,
+    pub reason: String,
     /// Users it was running (its last assignment).
     pub users: u32,
     /// The latest `requests` stage whose share it had sent in full.
@@ -58,12 +71,23 @@ impl Fleet {
         }
     }
 
+    /// Checksum of the configuration workers receive: a resumed run must send the same one.
+    pub fn config_crc(&self) -> u32 {
+        use prost::Message;
+        crc32fast::hash(&self.config.encode_to_vec())
+    }
+
     pub fn len(&self) -> usize {
         self.registry.len()
     }
 
     pub fn live(&self) -> impl Iterator<Item = &Worker> {
         self.registry.live()
+    }
+
+    /// The workers of a run before its master's outage.
+    pub fn restore_history(&mut self, history: Vec<WorkerRecord>) {
+        self.registry.restore_history(history);
     }
 
     /// Every worker that took part, with join and leave times.
@@ -81,7 +105,7 @@ impl Fleet {
         liveness: Arc<Liveness>,
         at: Duration,
         started: bool,
-    ) -> Option<String> {
+    ) -> Option<Started> {
         let id = hello.worker_id.clone();
         tracing::info!(
             worker = %id,
@@ -118,7 +142,7 @@ impl Fleet {
         self.notices.push(format!("worker {id} joined"));
         // A worker coming back to this run resends its unacknowledged reports on this
         // RunConfig; during the stop it is told to stop at once, so they still arrive.
-        let sent = self.start(&id, conn);
+        let started = self.start(&id, conn);
         if let Some(stop) = self.stop.clone()
             && let Some(w) = self.registry.get_mut(&id, conn)
             && w.send(Msg::Stop(stop))
@@ -126,11 +150,11 @@ impl Fleet {
             w.state = State::Stopping;
         }
         self.reassign_all();
-        sent.then_some(id)
+        started
     }
 
-    /// Sends the run to every connected worker; returns the ids that have it.
-    pub fn start_all(&mut self) -> Vec<String> {
+    /// Sends the run to every connected worker; returns those that have it.
+    pub fn start_all(&mut self) -> Vec<Started> {
         let handles: Vec<Handle> = self
             .registry
             .live()
@@ -138,21 +162,24 @@ impl Fleet {
             .collect();
         handles
             .into_iter()
-            .filter(|(id, conn)| self.start(id, *conn))
-            .map(|(id, _)| id)
+            .filter_map(|(id, conn)| self.start(&id, conn))
             .collect()
     }
 
-    /// Sends the run configuration to one worker; true when it went out.
-    fn start(&mut self, id: &str, conn: u64) -> bool {
-        let Some(w) = self.registry.get_mut(id, conn) else {
-            return false;
-        };
-        let sent = w.send(Msg::Run(self.config.clone()));
-        if sent {
-            w.state = State::Running;
+    /// Sends the run configuration to one worker; says who it was when it went out.
+    fn start(&mut self, id: &str, conn: u64) -> Option<Started> {
+        let w = self.registry.get_mut(id, conn)?;
+        if !w.send(Msg::Run(self.config.clone())) {
+            return None;
         }
-        sent
+        w.state = State::Running;
+        Some(Started {
+            source: w.source.clone(),
+            id: w.id.clone(),
+            instance: w.instance.clone(),
+            hostname: w.hostname.clone(),
+            arch: w.arch.clone(),
+        })
     }
 
     /// The workers running the run now, in the order dispatch rows are made for.
@@ -212,6 +239,8 @@ impl Fleet {
         self.reassign_all();
         Some(Lost {
             id: id.to_owned(),
+            instance: w.instance.clone(),
+            reason: reason.to_owned(),
             users: w.assigned.iter().map(|l| l.users).sum(),
             completed_stage: w.completed_stage,
             unfinished,
@@ -239,14 +268,15 @@ impl Fleet {
         }
     }
 
-    /// Takes note of a report that came on a live connection: `Some(Ok)` when it may be
-    /// counted, `Some(Err(why))` when it names another worker, `None` from a stale connection.
+    /// Takes note of a report that came on a live connection: `Some(Ok(source))` when it may
+    /// be counted (as the aggregator knows its sender), `Some(Err(why))` when it names another
+    /// worker, `None` from a stale connection.
     pub fn report_arrived(
         &mut self,
         worker: &str,
         conn: u64,
         report: &Report,
-    ) -> Option<Result<(), String>> {
+    ) -> Option<Result<String, String>> {
         let w = self.registry.get_mut(worker, conn)?;
         if report.worker_id != worker {
             return Some(Err(format!(
@@ -261,7 +291,7 @@ impl Fleet {
             0.0
         };
         w.completed_stage = w.completed_stage.max(report.completed_stage);
-        Some(Ok(()))
+        Some(Ok(w.source.clone()))
     }
 
     /// Whether `worker` is live on `conn` (a stale connection's events are ignored).
@@ -410,7 +440,8 @@ mod tests {
     fn a_late_joiner_gets_the_run_and_loads_go_only_where_they_changed() {
         let mut f = fleet();
         let mut a = join(&mut f, "a", 1, false);
-        assert_eq!(f.start_all(), vec!["a".to_owned()]);
+        let started: Vec<String> = f.start_all().into_iter().map(|s| s.id).collect();
+        assert_eq!(started, vec!["a".to_owned()]);
         assert!(matches!(kinds(&mut a)[..], [Msg::Run(_)]));
         let mut b = join(&mut f, "b", 2, true);
         assert!(matches!(kinds(&mut b)[..], [Msg::Run(_)]));

@@ -13,8 +13,11 @@ mod controller;
 mod cursor;
 mod dispatch;
 mod fleet;
+mod journaling;
 mod pacing;
 mod registry;
+mod resume;
 mod show;
 
 pub use controller::{Controller, Finished, RunSettings};
+pub use resume::{newest_unfinished, recover};

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use stampede_proto as pb;
 
 use super::capacity::CapacityDriver;
@@ -21,6 +22,17 @@ const MAX_SHIFT: i64 = 1_000_000;
 
 /// What to send this round: a row of loads per running worker, and the stage they belong to.
 pub type Round = (Vec<Vec<pb::TargetLoad>>, u32);
+
+/// Where the pacing stands, as the journal keeps it.
+#[derive(Serialize, Deserialize)]
+pub struct PacingState {
+    step: usize,
+    step_started_ms: u64,
+    goal: Option<Goal>,
+    quotas: Option<Quotas>,
+    shift: i64,
+    capacity: Option<CapacityDriver>,
+}
 
 pub struct Pacing {
     model: Model,
@@ -198,6 +210,34 @@ impl Pacing {
         (self.shift, self.step)
     }
 
+    /// Where it stands, for the journal.
+    pub fn state(&self) -> PacingState {
+        let (step, started) = self.cursor.position();
+        PacingState {
+            step,
+            step_started_ms: u64::try_from(started.as_millis()).unwrap_or(u64::MAX),
+            goal: self.goal,
+            quotas: self.quotas.clone(),
+            shift: self.shift,
+            capacity: self.capacity.clone(),
+        }
+    }
+
+    /// Takes up where a journal's state stood, after an outage, `run_now` into the run: the
+    /// users ramp up again from zero; a capacity search measures its levels afresh.
+    pub fn restore(&mut self, state: PacingState, run_now: Duration) {
+        self.cursor
+            .set_position(state.step, Duration::from_millis(state.step_started_ms));
+        self.goal = state.goal;
+        self.quotas = state.quotas;
+        self.shift = state.shift;
+        self.ramp.reset();
+        if let Some(mut c) = state.capacity {
+            c.resume(run_now);
+            self.capacity = Some(c);
+        }
+    }
+
     /// The capacity search's results, when the run is one.
     pub fn capacity_report(&self) -> Option<CapacityReport> {
         self.capacity.as_ref().map(CapacityDriver::report)
@@ -303,6 +343,8 @@ name = "r"
         p.round(Duration::ZERO, 0.0, &ids(2), |_, _| false);
         let lost = Lost {
             id: "w1".into(),
+            instance: "i".into(),
+            reason: "connection lost".into(),
             users: 2,
             completed_stage: 0,
             unfinished: true,

@@ -37,6 +37,8 @@ pub struct Worker {
     pub arch: String,
     /// Random per worker process: the same instance under the same id is a reconnect.
     pub instance: String,
+    /// The process as the aggregator tells them apart (id and instance).
+    pub source: String,
     pub conn: u64,
     pub outbox: Outbox,
     pub state: State,
@@ -124,6 +126,7 @@ impl Registry {
             id: hello.worker_id.clone(),
             hostname: hello.hostname,
             arch: hello.arch,
+            source: crate::journal::source_of(&hello.worker_id, &hello.instance),
             instance: hello.instance,
             conn,
             outbox,
@@ -176,6 +179,11 @@ impl Registry {
             .filter(|w| w.liveness.silence() > timeout)
             .map(|w| (w.id.clone(), w.conn))
             .collect()
+    }
+
+    /// Starts from the history of a run before its master's outage.
+    pub fn restore_history(&mut self, history: Vec<WorkerRecord>) {
+        self.history = history;
     }
 
     /// Every worker that took part, with join and leave times.

@@ -199,7 +199,7 @@ mod tests {
         let fleet = Fleet::new(Default::default(), Duration::from_secs(3));
         let valid = ValidLoad::default();
         for seq in 1..=3 {
-            agg.ingest(&report(seq)).unwrap();
+            agg.ingest("w", &report(seq)).unwrap();
         }
         agg.close_intervals(3500);
         let first = snapshot(progress(), &valid, &agg, &fleet, 0);

@@ -107,6 +107,12 @@ impl Load {
 }
 
 impl Scenario {
+    /// The scenario a file (as a summary or a journal keeps it) describes; errors name the key.
+    pub fn from_file(file: ScenarioFile) -> Result<Scenario, Invalid> {
+        validate::validate(&file)?;
+        Scenario::parse(file)
+    }
+
     /// Parses what the run uses out of a validated file; errors name the key.
     fn parse(file: ScenarioFile) -> Result<Scenario, Invalid> {
         let thresholds = file

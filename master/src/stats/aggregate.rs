@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use hdrhistogram::Histogram;
 use stampede_proto::hdr::new_histogram;
 
+use super::latencies::Latencies;
 use super::report::Report;
-use super::tally::{Tally, quantile_ms};
+use super::tally::{Class, Tally, quantile_ms};
 use crate::outcome::{self, ArchPoint, SeriesPoint};
 
 /// Most distinct arch labels one run accepts: they come from response headers.
@@ -36,7 +37,8 @@ pub enum IngestError {
 /// Whether an accepted report was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
-    Counted,
+    /// Counted, in the series interval `bucket` (`None`: it had closed; totals only).
+    Counted { bucket: Option<u64> },
     /// Already counted (a resend); ignored.
     Duplicate,
 }
@@ -136,50 +138,110 @@ impl Aggregator {
         &self.targets
     }
 
-    /// Notes that `worker` received the run configuration `at_ms` into the run; its report
-    /// times are relative to that moment.
-    pub fn worker_started(&mut self, worker: &str, at_ms: u64) {
+    /// Notes that the worker process `source` received the run configuration `at_ms` into
+    /// the run; its report times are relative to that moment.
+    pub fn worker_started(&mut self, source: &str, at_ms: u64) {
         // A worker rejoining the run keeps its clock: its reports still count from the first.
-        self.offsets.entry(worker.to_owned()).or_insert(at_ms);
+        self.offsets.entry(source.to_owned()).or_insert(at_ms);
     }
 
-    /// Counts a report exactly once.
-    pub fn ingest(&mut self, report: &Report) -> Result<Ingested, IngestError> {
+    /// When `source` started its part of the run, if it has.
+    pub fn started_at(&self, source: &str) -> Option<u64> {
+        self.offsets.get(source).copied()
+    }
+
+    /// Counts a report of the worker process `source` (its id and instance: a new process
+    /// under an old id numbers its reports afresh) exactly once.
+    pub fn ingest(&mut self, source: &str, report: &Report) -> Result<Ingested, IngestError> {
         self.check(report)?;
-        let tracker = self.seqs.entry(report.worker_id.clone()).or_default();
-        if !tracker.insert(report.seq) {
+        if !self.note_seq(source, report.seq) {
             return Ok(Ingested::Duplicate);
         }
-        self.dropped += report.dropped;
+        self.add_dropped(report.dropped);
         if let Some(lag) = &report.send_lag {
-            lag.add_to(self.send_lag.get_or_insert_with(new_histogram));
+            self.add_send_lag(lag);
         }
-        let offset = self.offsets.get(&report.worker_id).copied().unwrap_or(0);
+        let offset = self.offsets.get(source).copied().unwrap_or(0);
         let index = self.bucket_index(offset + report.end_ms);
-        let bucket = if self.series_closed_through() >= index {
-            self.late += report.requests();
-            None
-        } else {
-            let b = self.buckets.entry(index).or_default();
-            b.users.insert(report.worker_id.clone(), report.users);
-            Some(b)
-        };
-        let mut bucket = bucket;
+        let bucket = (self.series_closed_through() < index).then_some(index);
+        if let Some(index) = bucket {
+            self.set_users(index, source, report.users);
+        }
         for s in &report.series {
-            self.arches.insert(s.arch.clone());
-            self.cells
-                .entry((s.target, s.arch.clone(), s.request))
-                .or_default()
-                .record_latencies(s.class, s.unexpected, s.count, &s.hist);
-            if let Some(b) = bucket.as_deref_mut() {
-                *b.by_target.entry(s.target).or_default() += s.count;
-                b.by_arch
-                    .entry(s.arch.clone())
-                    .or_default()
-                    .record_latencies(s.class, s.unexpected, s.count, &s.hist);
+            self.add_series(
+                bucket,
+                s.target,
+                &s.arch,
+                s.request,
+                s.class,
+                s.unexpected,
+                s.count,
+                &s.hist,
+            );
+        }
+        Ok(Ingested::Counted { bucket })
+    }
+
+    /// Marks report `seq` of `source` counted; false when it already was.
+    pub fn note_seq(&mut self, source: &str, seq: u64) -> bool {
+        match self.seqs.get_mut(source) {
+            Some(tracker) => tracker.insert(seq),
+            None => self.seqs.entry(source.to_owned()).or_default().insert(seq),
+        }
+    }
+
+    pub fn add_dropped(&mut self, n: u64) {
+        self.dropped = self.dropped.saturating_add(n);
+    }
+
+    pub fn add_send_lag(&mut self, lag: &Latencies) {
+        lag.add_to(self.send_lag.get_or_insert_with(new_histogram));
+    }
+
+    /// Users `source` said it ran at the end of interval `bucket`.
+    pub fn set_users(&mut self, bucket: u64, source: &str, users: u32) {
+        let b = self.buckets.entry(bucket).or_default();
+        match b.users.get_mut(source) {
+            Some(u) => *u = users,
+            None => {
+                b.users.insert(source.to_owned(), users);
             }
         }
-        Ok(Ingested::Counted)
+    }
+
+    /// Counts one key's requests: in the totals, and in interval `bucket` unless it had closed
+    /// (`None`: counted late).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_series(
+        &mut self,
+        bucket: Option<u64>,
+        target: u32,
+        arch: &str,
+        request: u32,
+        class: Class,
+        unexpected: bool,
+        count: u64,
+        hist: &Latencies,
+    ) {
+        if !self.arches.contains(arch) {
+            self.arches.insert(arch.to_owned());
+        }
+        self.cells
+            .entry((target, arch.to_owned(), request))
+            .or_default()
+            .record_latencies(class, unexpected, count, hist);
+        match bucket {
+            Some(index) => {
+                let b = self.buckets.entry(index).or_default();
+                *b.by_target.entry(target).or_default() += count;
+                let tally = match b.by_arch.get_mut(arch) {
+                    Some(t) => t,
+                    None => b.by_arch.entry(arch.to_owned()).or_default(),
+                };
+                tally.record_latencies(class, unexpected, count, hist);
+            }
+            None => self.late += count,
+        }
     }
 
     fn check(&self, report: &Report) -> Result<(), IngestError> {
@@ -228,6 +290,15 @@ impl Aggregator {
                 break;
             }
             let (index, bucket) = entry.remove_entry();
+            // Intervals nobody reported in (no worker connected: a master outage, every
+            // worker lost) show as empty points, so the series has no silent hole.
+            let last = self.series_closed_through();
+            if last > 0 {
+                for empty in last + 1..index {
+                    let point = self.point(empty, &Bucket::default());
+                    self.series.push(point);
+                }
+            }
             let point = self.point(index, &bucket);
             self.series.push(point);
         }

@@ -23,8 +23,8 @@ const MAX_INFLATED: usize = 256 * 1024;
 /// it: 2,048 sub-buckets (half of them 1,024 = 2^10), unit 1 µs (2^0).
 const SUB_BUCKET_HALF_MAGNITUDE: u32 = 10;
 const UNIT_MAGNITUDE: u32 = 0;
-/// Counters of a histogram at stampede's bounds.
-pub(super) const COUNTS_LEN: usize = 23_552;
+/// Counters of a histogram at stampede's bounds (bucket indexes run below it).
+pub const COUNTS_LEN: usize = 23_552;
 
 /// Why bytes are not a stampede latency histogram.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -66,6 +66,16 @@ impl Latencies {
     /// (bucket index, count), in index (that is, value) order.
     pub fn buckets(&self) -> &[(u32, u64)] {
         &self.buckets
+    }
+
+    /// Latencies from (bucket index, count) pairs, as [`Latencies::buckets`] gives them (a
+    /// journal's): indexes past the histogram and empty buckets are left out, the rest put in
+    /// order.
+    pub fn from_buckets(mut buckets: Vec<(u32, u64)>) -> Latencies {
+        buckets.retain(|&(index, count)| (index as usize) < COUNTS_LEN && count > 0);
+        buckets.sort_unstable_by_key(|&(index, _)| index);
+        let total = buckets.iter().fold(0u64, |t, &(_, c)| t.saturating_add(c));
+        Latencies { buckets, total }
     }
 
     /// Adds these counts to `h`, which must have stampede's bounds.

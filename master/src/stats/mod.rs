@@ -12,9 +12,9 @@ mod report;
 mod summary;
 mod tally;
 
-pub use aggregate::{Aggregator, TargetInfo};
+pub use aggregate::{Aggregator, Ingested, TargetInfo};
 pub use dense::Dense;
-pub use latencies::{Decoder, Latencies, LatenciesError};
+pub use latencies::{COUNTS_LEN, Decoder, Latencies, LatenciesError};
 pub use report::{Report, Series};
 pub use summary::{RunFacts, fails_now, summary};
 pub use tally::{Class, Tally, max_ms, quantile_ms};

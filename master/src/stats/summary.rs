@@ -100,6 +100,9 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
         }),
         late_requests: agg.late_requests(),
         master: facts.master,
+        ended: None,
+        outages: Vec::new(),
+        recovered: None,
     };
     summary.cost = (facts.scenario.file.cost.as_ref()).map(|c| outcome::cost_of(c, &summary));
     summary
@@ -184,10 +187,10 @@ users = 1
         };
         let mut agg = Aggregator::new("run".into(), 1000, vec![target], 1);
         agg.worker_started("w", 0);
-        agg.ingest(&report(2, 2000, 5)).unwrap();
+        agg.ingest("w", &report(2, 2000, 5)).unwrap();
         agg.close_intervals(3500);
         // Interval 1 is closed by now: its report is late.
-        agg.ingest(&report(1, 1000, 3)).unwrap();
+        agg.ingest("w", &report(1, 1000, 3)).unwrap();
         agg.close_all();
         let scenario = crate::scenario::parse(Path::new("late.toml"), SCENARIO, &[]).unwrap();
         let summary = summary(

@@ -20,6 +20,23 @@ pub enum Class {
 }
 
 impl Class {
+    /// The wire enum's value of this class (what [`Class::from_wire`] reads).
+    pub fn to_wire(self) -> i32 {
+        let outcome = match self {
+            Class::Status(1) => Outcome::Status1xx,
+            Class::Status(2) => Outcome::Status2xx,
+            Class::Status(3) => Outcome::Status3xx,
+            Class::Status(4) => Outcome::Status4xx,
+            Class::Status(_) => Outcome::Status5xx,
+            Class::Error(0) => Outcome::ErrorConnect,
+            Class::Error(1) => Outcome::ErrorReset,
+            Class::Error(2) => Outcome::ErrorTimeout,
+            Class::Error(3) => Outcome::ErrorOther,
+            Class::Error(_) => Outcome::ErrorTls,
+        };
+        outcome as i32
+    }
+
     /// Maps the wire enum; `None` for values this master does not know.
     pub fn from_wire(value: i32) -> Option<Class> {
         let outcome = Outcome::try_from(value).ok()?;
@@ -234,6 +251,9 @@ mod tests {
     fn every_wire_outcome_maps() {
         for v in 1..=5 {
             assert_eq!(Class::from_wire(v), Some(Class::Status(v as u8)));
+        }
+        for v in [1, 2, 3, 4, 5, 10, 11, 12, 13, 14] {
+            assert_eq!(Class::from_wire(v).map(Class::to_wire), Some(v));
         }
         assert_eq!(Class::from_wire(12), Some(Class::Error(2)));
         assert_eq!(Class::from_wire(0), None);

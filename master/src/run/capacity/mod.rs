@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use search::{Interval, Rules, Search};
+use serde::{Deserialize, Serialize};
 
 use super::dispatch::{Ramp, split_weighted};
 use crate::outcome::{self, ArchCapacity, CapacityComparison, CapacityReport, SeriesPoint};
 use crate::scenario::{After, CapacitySpec, Model, Target};
 
 /// One arch under search and the targets its level is split over.
+#[derive(Clone, Serialize, Deserialize)]
 struct ArchSearch {
     arch: String,
     search: Search,
@@ -25,7 +27,9 @@ struct ArchSearch {
     weights: Vec<u32>,
 }
 
-/// Drives the searches and turns them into per-target levels.
+/// Drives the searches and turns them into per-target levels. Its state is journaled, so a
+/// resumed run searches on where it stood.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct CapacityDriver {
     spec: CapacitySpec,
     model: Model,
@@ -164,6 +168,19 @@ impl CapacityDriver {
             }
         }
         out
+    }
+
+    /// After a master outage, `now` into the run: every arch measures its level afresh, its
+    /// load ramping up again from zero (the workers stopped theirs).
+    pub fn resume(&mut self, now: Duration) {
+        let now_s = now.as_secs_f64();
+        for a in &mut self.arches {
+            a.search.resume(now_s);
+            if let Some(c) = a.confirm.as_mut() {
+                c.resume(now_s);
+            }
+            a.ramp.reset();
+        }
     }
 
     /// Whether every arch has finished its search (and the confirmation, if any, is over).

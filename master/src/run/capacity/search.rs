@@ -3,10 +3,12 @@
 //! after the first level that breaches, back to the last good one and up again by the fine
 //! step until a breach: the last good level is the knee.
 
+use serde::{Deserialize, Serialize};
+
 use crate::outcome::{End, Phase, Step};
 
 /// The rules of one search, in plain numbers (seconds, milliseconds, ratios).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rules {
     pub start: f64,
     pub step: f64,
@@ -24,7 +26,7 @@ pub struct Rules {
 }
 
 /// One closed interval of this arch.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Interval {
     /// End of the interval, seconds since the run started.
     pub end_s: f64,
@@ -46,7 +48,7 @@ impl Interval {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum State {
     /// Measuring `level`; `low` is the highest level that passed, `high` the lowest that breached.
     Measuring {
@@ -58,7 +60,7 @@ enum State {
     Done(End),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Search {
     rules: Rules,
     state: State,
@@ -97,6 +99,20 @@ impl Search {
         let mut s = Search::new(rules, now_s);
         s.enter(Phase::Confirm, level, None, None, level, now_s);
         s
+    }
+
+    /// After a master outage: the level being measured is measured afresh from `now_s` (what
+    /// was measured before the gap is not mixed with what comes after it), ramping from zero.
+    pub fn resume(&mut self, now_s: f64) {
+        if let State::Measuring {
+            phase,
+            level,
+            low,
+            high,
+        } = self.state
+        {
+            self.enter(phase, level, low, high, 0.0, now_s);
+        }
     }
 
     /// The level to run now: the one being measured, or, once done, the knee (0 if none).

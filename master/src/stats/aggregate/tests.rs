@@ -1,6 +1,11 @@
 use super::*;
 use crate::stats::{Class, Series};
 
+/// Counts a report as coming from the worker process its id names.
+fn ingest(a: &mut Aggregator, r: &Report) -> Result<Ingested, IngestError> {
+    a.ingest(&r.worker_id, r)
+}
+
 fn agg() -> Aggregator {
     Aggregator::new(
         "run".into(),
@@ -60,18 +65,27 @@ fn duplicates_are_counted_once() {
         1000,
         vec![series(0, "arm64", Class::Status(2), &[100, 200])],
     );
-    assert_eq!(a.ingest(&r), Ok(Ingested::Counted));
-    assert_eq!(a.ingest(&r), Ok(Ingested::Duplicate));
+    assert_eq!(
+        ingest(&mut a, &r),
+        Ok(Ingested::Counted { bucket: Some(1) })
+    );
+    assert_eq!(ingest(&mut a, &r), Ok(Ingested::Duplicate));
     let r3 = report(
         "w1",
         3,
         3000,
         vec![series(0, "arm64", Class::Status(5), &[1])],
     );
-    assert_eq!(a.ingest(&r3), Ok(Ingested::Counted));
-    assert_eq!(a.ingest(&r3), Ok(Ingested::Duplicate));
+    assert_eq!(
+        ingest(&mut a, &r3),
+        Ok(Ingested::Counted { bucket: Some(3) })
+    );
+    assert_eq!(ingest(&mut a, &r3), Ok(Ingested::Duplicate));
     let r2 = report("w1", 2, 2000, vec![]);
-    assert_eq!(a.ingest(&r2), Ok(Ingested::Counted));
+    assert_eq!(
+        ingest(&mut a, &r2),
+        Ok(Ingested::Counted { bucket: Some(2) })
+    );
     // Another worker's seq 1 is a different report.
     let other = report(
         "w2",
@@ -79,7 +93,10 @@ fn duplicates_are_counted_once() {
         1000,
         vec![series(1, "amd64", Class::Status(2), &[5])],
     );
-    assert_eq!(a.ingest(&other), Ok(Ingested::Counted));
+    assert_eq!(
+        ingest(&mut a, &other),
+        Ok(Ingested::Counted { bucket: Some(1) })
+    );
     let t = a.totals();
     assert_eq!(t.requests, 4);
     assert_eq!(t.count_5xx(), 1);
@@ -109,7 +126,7 @@ fn arch_comes_from_the_series_not_the_target() {
         1000,
         vec![series(0, "amd64", Class::Status(2), &[100])],
     );
-    a.ingest(&r).unwrap();
+    ingest(&mut a, &r).unwrap();
     let by_arch = a.by_arch();
     assert_eq!(by_arch["amd64"].requests, 1);
     assert!(!by_arch.contains_key("arm64"));
@@ -121,14 +138,17 @@ fn wrong_run_and_unknown_indexes_are_rejected() {
     let mut a = agg();
     let mut r = report("w1", 1, 1000, vec![]);
     r.run_id = "other".into();
-    assert!(matches!(a.ingest(&r), Err(IngestError::WrongRun { .. })));
+    assert!(matches!(
+        ingest(&mut a, &r),
+        Err(IngestError::WrongRun { .. })
+    ));
     let r = report(
         "w1",
         1,
         1000,
         vec![series(7, "arm64", Class::Status(2), &[1])],
     );
-    assert_eq!(a.ingest(&r), Err(IngestError::UnknownTarget(7)));
+    assert_eq!(ingest(&mut a, &r), Err(IngestError::UnknownTarget(7)));
     // A rejected report does not burn its sequence number.
     let r = report(
         "w1",
@@ -136,7 +156,10 @@ fn wrong_run_and_unknown_indexes_are_rejected() {
         1000,
         vec![series(0, "arm64", Class::Status(2), &[1])],
     );
-    assert_eq!(a.ingest(&r), Ok(Ingested::Counted));
+    assert_eq!(
+        ingest(&mut a, &r),
+        Ok(Ingested::Counted { bucket: Some(1) })
+    );
 }
 
 #[test]
@@ -146,7 +169,7 @@ fn too_many_arch_labels_are_rejected() {
         .map(|i| series(0, &format!("a{i}"), Class::Status(2), &[1]))
         .collect();
     let r = report("w1", 1, 1000, many);
-    assert_eq!(a.ingest(&r), Err(IngestError::TooManyArches));
+    assert_eq!(ingest(&mut a, &r), Err(IngestError::TooManyArches));
 }
 
 #[test]
@@ -154,26 +177,35 @@ fn series_buckets_by_interval_and_worker_offset() {
     let mut a = agg();
     a.worker_started("w1", 0);
     a.worker_started("w2", 2000); // joined two seconds in
-    a.ingest(&report(
-        "w1",
-        1,
-        1003,
-        vec![series(0, "arm64", Class::Status(2), &[1000; 10])],
-    ))
+    ingest(
+        &mut a,
+        &report(
+            "w1",
+            1,
+            1003,
+            vec![series(0, "arm64", Class::Status(2), &[1000; 10])],
+        ),
+    )
     .unwrap();
-    a.ingest(&report(
-        "w1",
-        2,
-        2001,
-        vec![series(0, "arm64", Class::Status(5), &[1000; 4])],
-    ))
+    ingest(
+        &mut a,
+        &report(
+            "w1",
+            2,
+            2001,
+            vec![series(0, "arm64", Class::Status(5), &[1000; 4])],
+        ),
+    )
     .unwrap();
-    a.ingest(&report(
-        "w2",
-        1,
-        998,
-        vec![series(1, "amd64", Class::Status(2), &[2000; 6])],
-    ))
+    ingest(
+        &mut a,
+        &report(
+            "w2",
+            1,
+            998,
+            vec![series(1, "amd64", Class::Status(2), &[2000; 6])],
+        ),
+    )
     .unwrap();
     a.close_intervals(2500);
     assert_eq!(a.series().len(), 1, "interval 2 is still open");
@@ -187,12 +219,15 @@ fn series_buckets_by_interval_and_worker_offset() {
     assert_eq!(s[2].by_arch["amd64"].rps, 6.0);
     assert_eq!(s[2].users, 2);
     // A report for a closed interval still counts in the totals.
-    a.ingest(&report(
-        "w1",
-        3,
-        1000,
-        vec![series(0, "arm64", Class::Status(2), &[1])],
-    ))
+    ingest(
+        &mut a,
+        &report(
+            "w1",
+            3,
+            1000,
+            vec![series(0, "arm64", Class::Status(2), &[1])],
+        ),
+    )
     .unwrap();
     assert_eq!(a.late_requests(), 1);
     assert_eq!(a.totals().requests, 21);
