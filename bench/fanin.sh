@@ -11,13 +11,21 @@
 # from each interval's end to the master's Ack, which the master sends once the report is counted
 # in its aggregate. Goal: <= 1 core, lag < 1 s, no backlog growth.
 #
-# Environment: WORKERS (1000), RUN_TIME (2m), SAMPLE (10).
+# The master keeps its journal (as every run does) unless JOURNAL=0; the script prints the
+# journal's size, the master's own account of how far behind it was (the summary's `master`
+# section), workers declared missing, and checks that the summary counted exactly the requests
+# of every report the swarm sent.
+#
+# Environment: WORKERS (1000), RUN_TIME (2m), SAMPLE (10), JOURNAL (1).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 WORKERS=${WORKERS:-1000}
 RUN_TIME=${RUN_TIME:-2m}
 SAMPLE=${SAMPLE:-10}
+JOURNAL=${JOURNAL:-1}
+JOURNAL_FLAG=()
+((JOURNAL)) || JOURNAL_FLAG=(--no-journal)
 
 need_time
 build_release -p stampede-master -p stampede-swarm
@@ -57,7 +65,8 @@ say "master on core $SERVER_CORE (port $PORT), $WORKERS synthetic workers on cor
 taskset -c "$SERVER_CORE" /usr/bin/time -f '%U %S %M %e' -o "$WORK/master.time" \
     "$MASTER" run "$WORK/fanin.toml" --headless --expect-workers "$WORKERS" \
     --bind "127.0.0.1:$PORT" --wait-workers 5m --summary "$WORK/summary.json" \
-    --status-every 30s --token bench-fanin >"$WORK/master.out" 2>"$WORK/master.err" &
+    --status-every 30s --token bench-fanin --state-dir "$WORK/state" "${JOURNAL_FLAG[@]}" \
+    >"$WORK/master.out" 2>"$WORK/master.err" &
 TIME_PID=$!
 PIDS+=("$TIME_PID")
 sleep 0.5
@@ -104,3 +113,25 @@ awk '{c[NR] = $2; r[NR] = $3} END { a = int(NR / 3) + 1; n = 0; s = 0; mx = 0
     "$WORK/samples"
 grep -E '^swarm total' "$WORK/swarm.out" | sed 's/^/  /'
 grep -E 'rejected|missing|lost' "$WORK/master.err" | head -5 | sed 's/^/  master: /' || true
+missing=$(grep -c 'missing: silent' "$WORK/master.err" || true)
+echo "  workers declared missing: $missing"
+if ((JOURNAL)); then
+    du -b "$WORK"/state/*.journal 2>/dev/null | awk '{printf "  journal: %.1f MB\n", $1 / 1e6}'
+else
+    echo "  journal: off (--no-journal)"
+fi
+python3 - "$WORK/summary.json" "$WORK/swarm.out" <<'PY'
+import json, re, sys
+s = json.load(open(sys.argv[1]))
+m = s.get("master") or {}
+q = m.get("queue_ms", {})
+print(f"  master's own account: reports waited p50 {q.get('p50', 0):.1f} ms, p99 {q.get('p99', 0):.1f} ms, max {q.get('max', 0):.0f} ms; behind for {m.get('behind_s', 0):.0f} s")
+line = open(sys.argv[2]).read()
+sent = re.search(r"requests_sent=(\d+)", line)
+acked = re.search(r"requests_acked=(\d+)", line)
+counted = s["totals"]["requests"]
+if sent:
+    sent, acked = int(sent.group(1)), int(acked.group(1))
+    verdict = "every report counted once" if counted == sent else f"MISMATCH: {sent - counted} requests not counted"
+    print(f"  requests: swarm sent {sent}, acknowledged {acked}; the summary counted {counted}: {verdict}")
+PY

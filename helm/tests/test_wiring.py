@@ -148,6 +148,8 @@ CASES += [
     ),
     ("deployment, keda", (), ("master.mode=deployment", "worker.keda.enabled=true"), CRDS),
     ("deployment, headless", (), ("master.mode=deployment", "master.tui=false", "master.grpcPort=6000"), ()),
+    ("persistent, resumes", (), ("master.summary.persistence.enabled=true",), ()),
+    ("no journal", (), ("master.journal.enabled=false",), ()),
 ]
 
 
@@ -583,6 +585,34 @@ def test_the_dashboard_queries_metrics_the_binaries_serve(bins, tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
     assert used <= served, f"not served: {sorted(used - served)}"
+
+
+def master_env(render):
+    job = render.master_workload()
+    pod = job["spec"]["template"]["spec"]
+    (master,) = [c for c in pod["containers"] if c["name"] == "master"]
+    return job, {e["name"]: env_value(render, e) for e in master["env"]}
+
+
+def test_the_journal_lives_on_the_summary_volume_and_a_restart_resumes_with_persistence(helm):
+    m = "master.summary.persistence.enabled"
+    for sets, resumes in [((), False), ((f"{m}=true",), True), ((f"{m}=true", "master.journal.resume=false"), False)]:
+        r = render(helm, (), sets)
+        job, env = master_env(r)
+        assert env["STAMPEDE_STATE_DIR"] == r.values["master"]["summary"]["dir"]
+        assert ("STAMPEDE_RESUME" in env) == resumes, (sets, env)
+        spec = job["spec"]
+        if resumes:
+            assert env["STAMPEDE_RESUME"] == "auto"
+            # A killed master is restarted to resume; one that ended its run (1, 2, 3) never is.
+            assert spec["backoffLimit"] > 0
+            rules = spec["podFailurePolicy"]["rules"]
+            assert rules[0]["action"] == "FailJob"
+            assert rules[0]["onExitCodes"]["values"] == [1, 2, 3]
+        else:
+            assert spec["backoffLimit"] == 0 and "podFailurePolicy" not in spec
+    _, env = master_env(render(helm, (), ("master.journal.enabled=false",)))
+    assert env.get("STAMPEDE_NO_JOURNAL") == "true" and "STAMPEDE_RESUME" not in env
 
 
 def test_karpenter_examples_fit_the_values_that_use_them():

@@ -29,8 +29,8 @@ struct Run {
     targets: u32,
     seq: u64,
     last_end_ms: u64,
-    /// When each unacknowledged report's interval ended.
-    pending: HashMap<u64, Instant>,
+    /// When each unacknowledged report's interval ended, and the requests it held.
+    pending: HashMap<u64, (Instant, u64)>,
     reports: tokio::time::Interval,
 }
 
@@ -104,16 +104,17 @@ pub async fn run(
                     }
                     Some(In::Ack(ack)) => {
                         if let Some(r) = run.as_mut()
-                            && let Some(end) = r.pending.remove(&ack.seq)
+                            && let Some((end, requests)) = r.pending.remove(&ack.seq)
                         {
-                            stats.acked(end.elapsed());
+                            stats.acked(end.elapsed(), requests);
                         }
                     }
                     Some(In::Stop(_)) => {
                         if let Some(r) = run.as_mut() {
                             let report = next_report(r, &worker_id, payloads, index, true);
+                            let requests = report.series.iter().map(|s| s.count).sum();
                             send(Out::Report(report)).await?;
-                            stats.sent();
+                            stats.sent(requests);
                             send(Out::Goodbye(Goodbye {
                                 run_id: r.id.clone(),
                                 last_seq: r.seq,
@@ -139,8 +140,9 @@ pub async fn run(
             () = tick(&mut run) => {
                 if let Some(r) = run.as_mut() {
                     let report = next_report(r, &worker_id, payloads, index, false);
+                    let requests = report.series.iter().map(|s| s.count).sum();
                     send(Out::Report(report)).await?;
-                    stats.sent();
+                    stats.sent(requests);
                 }
             }
         }
@@ -165,7 +167,6 @@ fn next_report(
 ) -> Report {
     r.seq += 1;
     let end_ms = u64::try_from(r.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    r.pending.insert(r.seq, Instant::now());
     let report = Report {
         run_id: r.id.clone(),
         worker_id: worker_id.to_owned(),
@@ -181,5 +182,7 @@ fn next_report(
         ..Default::default()
     };
     r.last_end_ms = end_ms;
+    let requests = report.series.iter().map(|s| s.count).sum();
+    r.pending.insert(r.seq, (Instant::now(), requests));
     report
 }

@@ -16,6 +16,9 @@ struct Inner {
     running: u64,
     sent: u64,
     acked: u64,
+    /// Requests the sent and the acknowledged reports held.
+    requests_sent: u64,
+    requests_acked: u64,
     failed: u64,
     first_failure: Option<String>,
     /// Ack lag, µs: this window and the whole run.
@@ -36,6 +39,8 @@ impl Default for Stats {
                 running: 0,
                 sent: 0,
                 acked: 0,
+                requests_sent: 0,
+                requests_acked: 0,
                 failed: 0,
                 first_failure: None,
                 window: lag_histogram(),
@@ -61,14 +66,19 @@ impl Stats {
         self.with(|s| s.running += 1);
     }
 
-    pub fn sent(&self) {
-        self.with(|s| s.sent += 1);
+    /// A report holding `requests` requests went out.
+    pub fn sent(&self, requests: u64) {
+        self.with(|s| {
+            s.sent += 1;
+            s.requests_sent += requests;
+        });
     }
 
-    pub fn acked(&self, lag: Duration) {
+    pub fn acked(&self, lag: Duration, requests: u64) {
         let us = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1);
         self.with(|s| {
             s.acked += 1;
+            s.requests_acked += requests;
             s.window.saturating_record(us);
             s.total.saturating_record(us);
         });
@@ -106,11 +116,13 @@ impl Stats {
     pub fn final_line(&self) -> String {
         self.with(|s| {
             let mut line = format!(
-                "swarm total joined={} sent={} acked={} backlog={} failed={} lag_ms p50={} p99={} max={}",
+                "swarm total joined={} sent={} acked={} backlog={} requests_sent={} requests_acked={} failed={} lag_ms p50={} p99={} max={}",
                 s.joined,
                 s.sent,
                 s.acked,
                 s.sent - s.acked,
+                s.requests_sent,
+                s.requests_acked,
                 s.failed,
                 ms(s.total.value_at_quantile(0.5)),
                 ms(s.total.value_at_quantile(0.99)),

@@ -259,3 +259,18 @@ The workers' TLS environment.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Whether a restarted master resumes its run: master.journal.resume, else on with a persistent
+summary volume (the journal lives there).
+*/}}
+{{- define "stampede.masterResume" -}}
+{{- $j := .Values.master.journal -}}
+{{- if not $j.enabled -}}
+false
+{{- else if kindIs "bool" $j.resume -}}
+{{- $j.resume -}}
+{{- else -}}
+{{- .Values.master.summary.persistence.enabled -}}
+{{- end -}}
+{{- end -}}

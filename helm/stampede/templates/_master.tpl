@@ -63,6 +63,15 @@ spec:
           value: {{ printf "%s/summary.json" (trimSuffix "/" $m.summary.dir) | quote }}
         - name: STAMPEDE_PRINT_SUMMARY
           value: "true"
+        - name: STAMPEDE_STATE_DIR
+          value: {{ $m.summary.dir | quote }}
+        {{- if not $m.journal.enabled }}
+        - name: STAMPEDE_NO_JOURNAL
+          value: "true"
+        {{- else if eq (include "stampede.masterResume" .) "true" }}
+        - name: STAMPEDE_RESUME
+          value: "auto"
+        {{- end }}
         - name: STAMPEDE_LINGER
           value: {{ include "stampede.linger" . | quote }}
         - name: STAMPEDE_STATUS_EVERY
