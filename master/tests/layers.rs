@@ -34,6 +34,11 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+/// The worker crate's sources, beside the master's.
+fn worker_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../worker/src")
+}
+
 /// Every module file under `src` with its module path (`run/fleet.rs` → `run::fleet`);
 /// `tests.rs` files are test code and left out.
 fn modules(dir: &Path, prefix: &Module, out: &mut BTreeMap<Module, PathBuf>) {
@@ -162,8 +167,12 @@ fn resolve(path: &str, here: &Module, known: &BTreeSet<Module>) -> Option<Module
 
 /// Module → the modules it imports (itself and its own ancestors left out).
 fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
+    graph_of(&src())
+}
+
+fn graph_of(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
     let mut files = BTreeMap::new();
-    modules(&src(), &Vec::new(), &mut files);
+    modules(src, &Vec::new(), &mut files);
     let known: BTreeSet<Module> = files.keys().cloned().collect();
     let mut graph = BTreeMap::new();
     for (m, file) in &files {
@@ -316,5 +325,16 @@ fn no_module_cycle_and_folders_import_only_downward() {
             ALLOWED.iter().any(|(a, _)| a == f),
             "folder {f} is not in the map"
         );
+    }
+}
+
+/// The worker is flat (one concept per module): no two of its modules import each other.
+#[test]
+fn no_module_cycle_in_the_worker() {
+    let g = graph_of(&worker_src());
+    assert!(g.len() > 10, "read the worker's modules: {}", g.len());
+    if let Some(c) = cycle(&g) {
+        let c: Vec<String> = c.iter().map(name).collect();
+        panic!("import cycle in the worker: {}", c.join(" -> "));
     }
 }

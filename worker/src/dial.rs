@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::dest::Dest;
 use crate::phases::Phases;
-use crate::plan::Dest;
 use crate::tls::{self, ALPN_H2, TargetTlsConfig};
 
 /// Host names a target's resolver remembers; redirects can name any host, so it is bounded.

@@ -23,10 +23,11 @@ use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tracing::debug;
 
+use crate::dest::Dest;
 use crate::dial::{DialError, Stream};
 use crate::h1::{Response, Value};
 use crate::phases::Phases;
-use crate::plan::{Dest, Plan, TargetPlan};
+use crate::plan::{Plan, TargetPlan};
 
 /// Largest response header block accepted (as for HTTP/1.1 heads): past it the stream fails.
 const MAX_HEADER_LIST: u32 = 64 * 1024;

@@ -12,11 +12,12 @@ use ::http::header::HOST;
 use ::http::{Method, StatusCode, Uri};
 use tracing::debug;
 
+use crate::dest::Dest;
 use crate::dial::{DialError, Stream};
 use crate::h1::{self, Conn, Value};
 use crate::h2::{self, H2Request, Hub};
 use crate::phases::Phases;
-use crate::plan::{Dest, HttpMode, Plan, absolute_uri};
+use crate::plan::{HttpMode, Plan, absolute_uri};
 use crate::pool::{Lease, Pools};
 
 /// Why an exchange produced no final response.

@@ -11,6 +11,7 @@ mod attempt;
 mod backoff;
 mod choice;
 mod cpu;
+mod dest;
 mod dial;
 pub mod engine;
 mod error;

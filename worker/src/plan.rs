@@ -13,6 +13,7 @@ use stampede_proto::{ConnectionMode, HttpVersion, LoadModel, RunConfig};
 
 use crate::EngineError;
 use crate::choice::Choice;
+use crate::dest::Dest;
 use crate::dial::{Dialer, Pinned};
 use crate::h1;
 use crate::tls::{Alpn, TargetTlsConfig};
@@ -33,18 +34,6 @@ pub(crate) const DEFAULT_STREAMS_PER_CONNECTION: usize = 100;
 /// How long a resolved host name is reused when the target does not say.
 const DEFAULT_DNS_TTL: Duration = Duration::from_secs(60);
 
-/// Where to open a connection, whether it speaks TLS, and what to put in `Host`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Dest {
-    /// Host to connect to (IPv6 literals without brackets); also the TLS server name.
-    pub host: String,
-    pub port: u16,
-    /// `https`: TLS over the TCP connection.
-    pub tls: bool,
-    /// `Host` header value: the authority as written.
-    pub host_header: HeaderValue,
-}
-
 /// Which HTTP a target's own endpoint is spoken to in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HttpMode {
@@ -53,44 +42,6 @@ pub(crate) enum HttpMode {
     H2,
     /// Over `https://`, what ALPN picks; over `http://`, HTTP/1.1.
     Auto,
-}
-
-impl Dest {
-    /// The destination of a URI's authority; `tls` for `https://`.
-    pub(crate) fn from_authority(
-        authority: &::http::uri::Authority,
-        tls: bool,
-    ) -> Result<Self, String> {
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        if host.is_empty() {
-            return Err("no host".into());
-        }
-        let host_header = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
-        Ok(Self {
-            host,
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            tls,
-            host_header,
-        })
-    }
-
-    pub(crate) fn same_endpoint(&self, other: &Dest) -> bool {
-        self.host.eq_ignore_ascii_case(&other.host)
-            && self.port == other.port
-            && self.tls == other.tls
-    }
-
-    pub(crate) fn scheme(&self) -> Scheme {
-        if self.tls {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
-        }
-    }
 }
 
 #[derive(Debug)]

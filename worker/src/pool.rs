@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::dest::Dest;
 use crate::h1::Conn;
-use crate::plan::Dest;
 
 /// Endpoints one thread keeps pools for. Redirects can name any host, so the set is bounded;
 /// beyond it a request gets a connection of its own that is closed after use.
