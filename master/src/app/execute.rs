@@ -23,7 +23,7 @@ use crate::wire::{self, Auth, ServerTls, Service, ServiceConfig};
 /// Events (decoded reports mostly) the connections may queue for the run. A decoded report is
 /// some hundred KB, so the bound is also the master's memory for a burst (every worker's final
 /// report at once); connections that find it full wait, and are not taken for silent meanwhile.
-const EVENTS: usize = 1024;
+const EVENTS: usize = 512;
 
 /// First and last line around the summary that `--print-summary` writes, so that it can be cut
 /// out of a pod's log.

@@ -163,10 +163,31 @@ async fn pump(
             }
         };
         liveness.heard();
+        let received = Instant::now();
+        let kind = match message.kind {
+            Some(Kind::Heartbeat(beat)) => {
+                liveness.heartbeat(beat.users_running, beat.cpu_percent);
+                continue;
+            }
+            Some(Kind::Hello(_)) | None => {
+                tracing::warn!(%worker, "ignored an unexpected message");
+                continue;
+            }
+            Some(kind) => kind,
+        };
+        // A queue slot first, then the decoding: a decoded report is ten times its bytes, so
+        // only as many are decoded as the run can queue (a burst of final reports from
+        // thousands of workers would otherwise all be decoded at once, waiting). A full queue
+        // is the master falling behind, not the worker falling silent.
+        liveness.hold(true);
+        let slot = events.reserve().await;
+        liveness.hold(false);
+        let Ok(slot) = slot else {
+            return;
+        };
         let worker = worker.clone();
-        let event = match message.kind {
-            Some(Kind::Report(r)) => {
-                let received = Instant::now();
+        let event = match kind {
+            Kind::Report(r) => {
                 let report = decode::decode(r);
                 if let Ok(r) = &report {
                     liveness.set_users(r.users);
@@ -178,27 +199,14 @@ async fn pump(
                     received,
                 }
             }
-            Some(Kind::Heartbeat(beat)) => {
-                liveness.heartbeat(beat.users_running, beat.cpu_percent);
-                continue;
-            }
-            Some(Kind::Goodbye(goodbye)) => Event::Goodbye {
+            Kind::Goodbye(goodbye) => Event::Goodbye {
                 conn,
                 worker,
                 goodbye,
             },
-            Some(Kind::Hello(_)) | None => {
-                tracing::warn!(%worker, "ignored an unexpected message");
-                continue;
-            }
+            Kind::Heartbeat(_) | Kind::Hello(_) => continue,
         };
-        // A full queue is the master falling behind, not the worker falling silent.
-        liveness.hold(true);
-        let sent = events.send(event).await;
-        liveness.hold(false);
-        if sent.is_err() {
-            return;
-        }
+        slot.send(event);
     };
     let _ = events
         .send(Event::Left {
