@@ -614,22 +614,30 @@ impl Controller {
         let deadline = tokio::time::sleep(wait);
         tokio::pin!(deadline);
         let mut show = tokio::time::interval(self.scenario.file.report_interval);
-        while !self.fleet.stopping().is_empty() {
+        // Whether any worker is still to stop is asked only when one may have (a goodbye, a
+        // loss): asked at every report it walks thousands of workers thousands of times.
+        let mut pending = self.fleet.any_stopping();
+        while pending {
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Some(ev) => {
-                        if matches!(ev, Event::Report { .. }) {
+                        let report = matches!(ev, Event::Report { .. });
+                        if report {
                             let later = (tokio::time::Instant::now() + wait).min(last_chance);
                             deadline.as_mut().reset(later);
                         }
                         self.on_event(ev);
                         self.write_journal(false);
+                        if !report {
+                            pending = self.fleet.any_stopping();
+                        }
                     }
                     None => break,
                 },
                 _ = show.tick() => {
                     self.write_journal(true);
                     self.show();
+                    pending = self.fleet.any_stopping();
                 }
                 () = &mut deadline => {
                     let late = self.fleet.stopping();

@@ -349,6 +349,11 @@ impl Fleet {
     }
 
     /// Workers told to stop that have not sent their final report yet.
+    /// Whether any worker is still to send its final report.
+    pub fn any_stopping(&self) -> bool {
+        self.registry.live().any(|w| w.state == State::Stopping)
+    }
+
     pub fn stopping(&self) -> Vec<String> {
         self.registry
             .live()
