@@ -19,11 +19,12 @@
 # The swarm sends plain V2 histograms as workers do; DEFLATE=1 makes it send V2 + deflate, as
 # workers did before, to measure what inflating costs the master.
 #
-# Environment: WORKERS (1000), RUN_TIME (2m), SAMPLE (10), JOURNAL (1), DEFLATE (0).
+# Environment: WORKERS (1000), TARGETS (3), RUN_TIME (2m), SAMPLE (10), JOURNAL (1), DEFLATE (0).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 WORKERS=${WORKERS:-1000}
+TARGETS=${TARGETS:-3}
 RUN_TIME=${RUN_TIME:-2m}
 SAMPLE=${SAMPLE:-10}
 JOURNAL=${JOURNAL:-1}
@@ -48,18 +49,10 @@ run_time = "$RUN_TIME"
 report_interval = "1s"
 stop_timeout = "5s"
 # The swarm sends no HTTP; the targets only give the series their names.
-[[target]]
-name = "a"
-url = "http://127.0.0.1:9/a"
-arch = "arm64"
-[[target]]
-name = "b"
-url = "http://127.0.0.1:9/b"
-arch = "amd64"
-[[target]]
-name = "c"
-url = "http://127.0.0.1:9/c"
-arch = "amd64"
+$(for ((t = 0; t < TARGETS; t++)); do
+    printf '[[target]]\nname = "t%d"\nurl = "http://127.0.0.1:9/t%d"\narch = "%s"\n' \
+        "$t" "$t" "$( ((t % 2)) && echo amd64 || echo arm64)"
+done)
 [[request]]
 name = "get"
 path = "/"
@@ -104,8 +97,8 @@ wait "$TIME_PID" || true
 wait "$SWARM_PID" || true
 
 echo "master fan-in ($(describe_machine))"
-printf '%s synthetic workers (one gRPC stream each), 3 targets x 2 arches x 9 outcome classes, report every 1s, %s\n' \
-    "$WORKERS" "$RUN_TIME"
+printf '%s synthetic workers (one gRPC stream each), %s targets x 2 arches x 9 outcome classes, report every 1s, %s\n' \
+    "$WORKERS" "$TARGETS" "$RUN_TIME"
 echo "  master samples every ${SAMPLE}s (CPU % of one core, RSS MiB); the first ones include workers joining:"
 awk 'NR == 1 {t0 = $1} {printf "    t=%4ds cpu=%6.1f%% rss=%7.1f MiB\n", $1 - t0, $2, $3 / 1024}' "$WORK/samples"
 sed 's/^/  /' "$WORK/swarm.err" | grep -E 'swarm( t=|:)' || true
