@@ -26,8 +26,12 @@ impl Drop for Reaped {
 }
 
 fn server() -> TestServer {
+    server_of("arm64")
+}
+
+fn server_of(arch: &'static str) -> TestServer {
     TestServer::start(Behaviour {
-        arch: "arm64",
+        arch,
         delay: Duration::from_millis(5),
         ..Default::default()
     })
@@ -94,12 +98,13 @@ fn requests(s: &Value) -> u64 {
 }
 
 /// Kill the master 3 s into a 10 s run, restart it with `--resume auto` 3 s later: the run
-/// finishes on plan and counts exactly what the server served.
+/// finishes on plan and counts exactly what each server served, per target and per arch.
 fn killed_and_resumed(load: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let srv = server();
+    let (arm, amd) = (server_of("arm64"), server_of("amd64"));
+    let served = || arm.counts.served() + amd.counts.served();
     let scenario = dir.path().join("s.toml");
-    let text = two_target_scenario(&srv.url("/arm"), &srv.url("/amd"), 4, "10s", "").replace(
+    let text = two_target_scenario(&arm.url("/arm"), &amd.url("/amd"), 4, "10s", "").replace(
         "[load]\nusers = 4\nwait = { kind = \"constant\", duration = \"5ms\" }\n",
         load,
     );
@@ -109,20 +114,20 @@ fn killed_and_resumed(load: &str) {
     let bind = m.addr.to_string();
     let _w1 = worker(m.addr, "w1");
     let _w2 = worker(m.addr, "w2");
-    wait_served(&srv, 1, Duration::from_secs(60));
+    wait_served(&arm, 1, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     let killed = kill(&mut m);
-    let at_kill = srv.counts.served();
+    let at_kill = served();
     std::thread::sleep(Duration::from_secs(3));
-    let quiet = srv.counts.served();
+    let quiet = served();
     let mut m2 = master(&scenario, dir.path(), 2, &bind, &["--resume", "auto"]);
     let code = wait_exit(&mut m2.child, Duration::from_secs(90));
     let log = m2.log.lock().unwrap().join("\n");
     assert_eq!(code, Some(0), "resumed master:\n{log}");
     let s = read_summary(&dir.path().join("summary.json"));
-    let served = srv.counts.served();
+    let (arm_served, amd_served) = (arm.counts.served(), amd.counts.served());
     eprintln!(
-        "{load:?}: served {at_kill} before the kill, {quiet} 3 s later, {served} in all; summary {} ({} s of load, outages {})",
+        "{load:?}: served {at_kill} before the kill, {quiet} 3 s later, {arm_served} + {amd_served} in all; summary {} ({} s of load, outages {})",
         requests(&s),
         s["duration_s"],
         s["outages"]
@@ -131,13 +136,19 @@ fn killed_and_resumed(load: &str) {
         quiet - at_kill < 200,
         "the workers stopped when the master died"
     );
-    assert_eq!(requests(&s), served, "every request counted once:\n{log}");
-    let by_target: u64 = ["arm", "amd"]
-        .iter()
-        .map(|t| s["by_target"][t]["requests"].as_u64().unwrap())
-        .sum();
-    assert_eq!(by_target, served);
-    assert_eq!(s["by_arch"]["arm64"]["requests"].as_u64(), Some(served));
+    assert_eq!(
+        requests(&s),
+        arm_served + amd_served,
+        "every request counted once:\n{log}"
+    );
+    for (target, arch, n) in [("arm", "arm64", arm_served), ("amd", "amd64", amd_served)] {
+        assert_eq!(
+            s["by_target"][target]["requests"].as_u64(),
+            Some(n),
+            "{target}"
+        );
+        assert_eq!(s["by_arch"][arch]["requests"].as_u64(), Some(n), "{arch}");
+    }
     let outages = s["outages"].as_array().unwrap();
     assert_eq!(outages.len(), 1, "{outages:?}");
     let gap = outages[0]["to_s"].as_f64().unwrap() - outages[0]["from_s"].as_f64().unwrap();
