@@ -132,9 +132,18 @@ fn killed_and_resumed(load: &str) {
         s["duration_s"],
         s["outages"]
     );
+    if std::env::var_os("SHOW_LOG").is_some() {
+        eprintln!("{log}");
+    }
     assert!(
         quiet - at_kill < 200,
         "the workers stopped when the master died"
+    );
+    // The resumed master really drove the rest of the plan.
+    assert!(
+        arm_served + amd_served > quiet + 200,
+        "load after the resume: {} requests",
+        arm_served + amd_served - quiet
     );
     assert_eq!(
         requests(&s),

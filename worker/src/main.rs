@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use stampede_worker::{ClientTls, WorkerOptions};
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Bad flags, as clap itself exits.
@@ -66,10 +68,15 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colour only on a terminal, and never with NO_COLOR set (no-color.org): a log in a file
+    // or a pod's log stream carries no escape codes.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     let token = match (cli.token.as_deref(), cli.insecure) {

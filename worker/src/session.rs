@@ -255,8 +255,12 @@ impl<'a> Session<'a> {
         if let Some(run) = self.run.as_mut()
             && run.id == config.run_id
         {
-            // The same master, after a reconnect: carry on, and resend what it has not counted.
+            // The same run, after a reconnect: carry on, and resend what it has not counted.
+            // The run's master may be a new process (resumed from its journal) counting its
+            // epochs from the start again: nothing from before this configuration can come on
+            // this link, so the next SetLoad is news whatever its epoch.
             info!(run_id = %run.id, resend = run.unacked.len(), "rejoined the run");
+            run.last_epoch = None;
             if let Some(link) = link {
                 for report in run.unacked.iter() {
                     if link.send(Out::Report(report.clone())).is_err() {
