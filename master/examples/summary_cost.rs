@@ -86,6 +86,8 @@ fn main() -> anyhow::Result<()> {
             completed_stage: 0,
             series,
             send_lag: None,
+            phases: Vec::new(),
+            reasons: Vec::new(),
         };
         agg.ingest("w", &report)?;
         agg.close_intervals(k * 1000 + 1000);

@@ -189,6 +189,17 @@ fn replay_batch(agg: &mut Aggregator, b: record::Batch) {
             &latency,
         );
     }
+    for p in b.phases {
+        let latency = p.latency.map(|l| Latencies::from_buckets(l.pairs()));
+        let latency = latency.unwrap_or_default();
+        let phases = agg.phases_mut();
+        phases.add_phase(p.target, &p.arch, p.phase as usize, &latency);
+    }
+    for r in b.reasons {
+        if let Some(class) = Class::from_wire(r.outcome) {
+            agg.phases_mut().add_reason(r.target, class, &r.reason, r.count);
+        }
+    }
     agg.add_dropped(b.dropped);
     if let Some(lag) = b.send_lag {
         agg.add_send_lag(&Latencies::from_buckets(lag.pairs()));

@@ -185,6 +185,8 @@ mod tests {
                 hist: Latencies::from(&h),
             }],
             send_lag: None,
+            phases: Vec::new(),
+            reasons: Vec::new(),
         }
     }
 

@@ -37,6 +37,8 @@ fn report(worker: &str, seq: u64, end_ms: u64, series: Vec<Series>) -> Report {
         completed_stage: 0,
         series,
         send_lag: None,
+        phases: Vec::new(),
+        reasons: Vec::new(),
     }
 }
 
