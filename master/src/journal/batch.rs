@@ -89,7 +89,8 @@ impl Batch {
             self.phases.add_phase(p.target, &p.arch, p.phase, &p.hist);
         }
         for r in &report.reasons {
-            self.phases.add_reason(r.target, r.class, &r.reason, r.count);
+            self.phases
+                .add_reason(r.target, r.class, &r.reason, r.count);
         }
         for s in &report.series {
             let outcome = s.class.to_wire();
@@ -159,14 +160,15 @@ impl Batch {
             phases: phases
                 .cells()
                 .flat_map(|(target, arch, set)| {
-                    set.iter().enumerate().filter(|(_, l)| !l.is_empty()).map(
-                        move |(phase, l)| record::PhaseCell {
+                    set.iter()
+                        .enumerate()
+                        .filter(|(_, l)| !l.is_empty())
+                        .map(move |(phase, l)| record::PhaseCell {
                             target,
                             arch: arch.to_owned(),
                             phase: phase as u32,
                             latency: Some(Buckets::of(l.buckets())),
-                        },
-                    )
+                        })
                 })
                 .collect(),
             reasons: phases

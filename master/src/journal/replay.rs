@@ -197,7 +197,8 @@ fn replay_batch(agg: &mut Aggregator, b: record::Batch) {
     }
     for r in b.reasons {
         if let Some(class) = Class::from_wire(r.outcome) {
-            agg.phases_mut().add_reason(r.target, class, &r.reason, r.count);
+            agg.phases_mut()
+                .add_reason(r.target, class, &r.reason, r.count);
         }
     }
     agg.add_dropped(b.dropped);

@@ -190,7 +190,8 @@ impl Aggregator {
             self.phases.add_phase(p.target, &p.arch, p.phase, &p.hist);
         }
         for r in &report.reasons {
-            self.phases.add_reason(r.target, r.class, &r.reason, r.count);
+            self.phases
+                .add_reason(r.target, r.class, &r.reason, r.count);
         }
         Ok(Ingested::Counted { bucket })
     }

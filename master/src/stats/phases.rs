@@ -108,7 +108,11 @@ impl PhaseBook {
         let mut rows: Vec<FailureRow> = self
             .reasons()
             .map(|(target, class, reason, count)| FailureRow {
-                target: names.get(target as usize).copied().unwrap_or("?").to_owned(),
+                target: names
+                    .get(target as usize)
+                    .copied()
+                    .unwrap_or("?")
+                    .to_owned(),
                 kind: kind_name(class),
                 reason: reason.to_owned(),
                 count,
@@ -195,7 +199,10 @@ mod tests {
         }
         let rows = book.failures(&["arm", "amd"]);
         let tls = rows.iter().find(|r| r.kind == "tls").unwrap();
-        assert_eq!((tls.target.as_str(), tls.reason.as_str(), tls.count), ("arm", "unknown issuer", 5));
+        assert_eq!(
+            (tls.target.as_str(), tls.reason.as_str(), tls.count),
+            ("arm", "unknown issuer", 5)
+        );
         assert!(rows.len() <= MAX_REASONS + 1);
         let other = rows.iter().find(|r| r.reason == OTHER).unwrap();
         assert_eq!(other.count, 12);

@@ -14,7 +14,7 @@ pub mod tui;
 pub use command::Command;
 pub use headless::Headless;
 pub use metrics::Metrics;
-pub use snapshot::{Ratio, Row, Snapshot, WorkerRow};
+pub use snapshot::{PhaseRow, Ratio, Row, Snapshot, WorkerRow};
 pub use tui::Tui;
 
 use tokio::sync::mpsc;

@@ -3,9 +3,7 @@
 
 use stampede_proto as pb;
 
-use crate::stats::{
-    Class, Decoder, LatenciesError, PhaseSeries, ReasonCount, Report, Series,
-};
+use crate::stats::{Class, Decoder, LatenciesError, PhaseSeries, ReasonCount, Report, Series};
 
 /// Longest arch label accepted; arch labels come from response headers, i.e. the network.
 pub const MAX_ARCH_LEN: usize = 64;
@@ -185,7 +183,9 @@ fn decode_reasons(errors: Vec<pb::ErrorReason>) -> Result<Vec<ReasonCount>, Deco
     if errors.len() > MAX_REASON_ROWS {
         return Err(DecodeError::TooManyReasons(errors.len()));
     }
-    let claimed = errors.iter().try_fold(0u64, |sum, e| sum.checked_add(e.count));
+    let claimed = errors
+        .iter()
+        .try_fold(0u64, |sum, e| sum.checked_add(e.count));
     if claimed.is_none_or(|n| n > MAX_REQUESTS) {
         return Err(DecodeError::AbsurdCount);
     }
@@ -436,21 +436,39 @@ mod tests {
             count: 2,
         };
         let mut r = report_with(series(&new_histogram(), 0));
-        r.phases = vec![phase(pb::Phase::Ttfb, 3), pb::PhaseSeries { phase: 42, ..phase(pb::Phase::Tls, 3) }];
+        r.phases = vec![
+            phase(pb::Phase::Ttfb, 3),
+            pb::PhaseSeries {
+                phase: 42,
+                ..phase(pb::Phase::Tls, 3)
+            },
+        ];
         r.errors = vec![reason("unknown issuer")];
         let d = decode(r.clone()).unwrap();
         assert_eq!(d.phases.len(), 1);
         assert_eq!((d.phases[0].phase, d.phases[0].hist.len()), (3, 3));
         assert_eq!(d.reasons[0].class, Class::Error(4));
-        assert_eq!((d.reasons[0].reason.as_str(), d.reasons[0].count), ("unknown issuer", 2));
+        assert_eq!(
+            (d.reasons[0].reason.as_str(), d.reasons[0].count),
+            ("unknown issuer", 2)
+        );
         let mut bad = r.clone();
         bad.phases = vec![phase(pb::Phase::Connect, 4)];
-        assert!(matches!(decode(bad), Err(DecodeError::PhaseHistogram { .. })));
+        assert!(matches!(
+            decode(bad),
+            Err(DecodeError::PhaseHistogram { .. })
+        ));
         let mut bad = r.clone();
         bad.errors = vec![reason(&"x".repeat(65))];
         assert!(matches!(decode(bad), Err(DecodeError::BadReason { .. })));
         let mut bad = r;
-        bad.errors = vec![pb::ErrorReason { count: u64::MAX, ..reason("a") }, reason("b")];
+        bad.errors = vec![
+            pb::ErrorReason {
+                count: u64::MAX,
+                ..reason("a")
+            },
+            reason("b"),
+        ];
         assert_eq!(decode(bad).unwrap_err(), DecodeError::AbsurdCount);
     }
 

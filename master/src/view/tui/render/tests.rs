@@ -105,6 +105,8 @@ fn snapshot() -> Snapshot {
         late_requests: 0,
         master_wait: Duration::ZERO,
         notices: vec![],
+        phases: Vec::new(),
+        failures: Vec::new(),
     }
 }
 

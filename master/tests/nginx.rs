@@ -1,0 +1,302 @@
+//! Real master runs (a local worker) against nginx, whose access log is the oracle: over
+//! HTTPS/1.1 keep-alive, h2 over TLS and h2c the summary's counts per arch and target equal
+//! nginx's lines and nginx logs the protocol each target asked for; the summary's connect count
+//! equals the connections nginx served on; an untrusted certificate makes every attempt a `tls`
+//! error with its reason in the failures table while nginx logs nothing; and behind proxies that
+//! hold the first response byte 20 ms (and the ServerHello 30 ms), the summary's TTFB (and TLS)
+//! phase medians are those delays. Skipped, with the reason printed, without nginx.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::nginx::{Hold, Nginx, Pki, Proxy, free_port};
+use common::{master_bin, read_summary, wait_exit};
+use serde_json::Value;
+
+fn target(name: &str, url: &str, arch: &str, extra: &str) -> String {
+    format!("[[target]]\nname = \"{name}\"\nurl = \"{url}\"\narch = \"{arch}\"\n{extra}\n")
+}
+
+/// A run of `targets` (TOML), two users per target, and the path of its summary.
+fn scenario(dir: &Path, name: &str, targets: &[String], users: usize) -> String {
+    let text = format!(
+        r#"
+name = "{name}"
+run_time = "3s"
+report_interval = "500ms"
+stop_timeout = "5s"
+
+{targets}
+[[request]]
+name = "get"
+path = "/x"
+timeout = "5s"
+
+[load]
+users = {users}
+wait = {{ kind = "constant", duration = "10ms" }}
+"#,
+        targets = targets.concat(),
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs `scenario` headless to its end; its summary, and what the master printed (the status
+/// lines on stdout, then its logs).
+fn run(dir: &Path, scenario: &str) -> (Value, String) {
+    let summary = dir.join("summary.json");
+    let mut child = Command::new(master_bin())
+        .args(["run", scenario, "--headless", "--status-every", "1s"])
+        .args(["--local-workers", "1", "--summary"])
+        .arg(&summary)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stampede-master");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let code = wait_exit(&mut child, Duration::from_secs(90));
+    let printed = format!("{}\n{}", out.join().unwrap(), err.join().unwrap());
+    assert!(code.is_some(), "the master did not finish:\n{printed}");
+    (read_summary(&summary), printed)
+}
+
+fn count(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+#[test]
+fn https_h2_and_h2c_counts_and_protocols_equal_nginx_log() {
+    let pki = Pki::new();
+    let (tls_port, h2c_port) = (free_port(), free_port());
+    let listens = [
+        format!("127.0.0.1:{tls_port} ssl http2"),
+        format!("127.0.0.1:{h2c_port} http2"),
+    ];
+    let Some(nginx) = Nginx::start(&pki, &listens) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+    let tls = "[target.tls]\nca = \"ca.pem\"";
+    let https = |path: &str| format!("https://127.0.0.1:{tls_port}{path}");
+    let h2c = |path: &str| format!("http://127.0.0.1:{h2c_port}{path}");
+    let mut targets = Vec::new();
+    for arch in ["arm", "amd"] {
+        let arch64 = format!("{arch}64");
+        let h1 = format!("http = \"1.1\"\n{tls}");
+        let h2 = format!("http = \"2\"\n{tls}");
+        targets.push(target(
+            &format!("{arch}-h1"),
+            &https(&format!("/{arch}/h1")),
+            &arch64,
+            &h1,
+        ));
+        targets.push(target(
+            &format!("{arch}-h2"),
+            &https(&format!("/{arch}/h2")),
+            &arch64,
+            &h2,
+        ));
+        targets.push(target(
+            &format!("{arch}-h2c"),
+            &h2c(&format!("/{arch}/h2c")),
+            &arch64,
+            "http = \"2\"",
+        ));
+    }
+    let path = scenario(dir.path(), "protocols", &targets, 12);
+    let (s, err) = run(dir.path(), &path);
+    let logged = nginx.logged();
+    assert!(logged.len() > 100, "{} lines logged\n{err}", logged.len());
+
+    // Per target: the summary's count is nginx's, over the protocol the target asked for.
+    for (suffix, protocol, ssl) in [
+        ("h1", "HTTP/1.1", "TLSv1.3"),
+        ("h2", "HTTP/2.0", "TLSv1.3"),
+        ("h2c", "HTTP/2.0", "-"),
+    ] {
+        for arch in ["arm", "amd"] {
+            let prefix = format!("/{arch}/{suffix}/");
+            let lines: Vec<_> = logged
+                .iter()
+                .filter(|l| l.uri.starts_with(&prefix))
+                .collect();
+            let name = format!("{arch}-{suffix}");
+            let summary_count = count(&s["by_target"][&name]["requests"]);
+            assert!(summary_count > 0, "{name}: nothing counted\n{err}");
+            assert_eq!(summary_count, lines.len() as u64, "{name}");
+            assert_eq!(
+                count(&s["by_target"][&name]["status"]["2xx"]),
+                summary_count
+            );
+            for l in lines {
+                assert_eq!(
+                    (l.protocol.as_str(), l.ssl_protocol.as_str()),
+                    (protocol, ssl),
+                    "{l:?}"
+                );
+            }
+        }
+    }
+    // Per arch (from each response's x-arch header): nginx's lines under /arm/ and /amd/.
+    for arch in ["arm", "amd"] {
+        let lines = logged
+            .iter()
+            .filter(|l| l.uri.starts_with(&format!("/{arch}/")))
+            .count();
+        assert_eq!(
+            count(&s["by_arch"][format!("{arch}64")]["requests"]),
+            lines as u64
+        );
+    }
+    // Kept-alive connections: one connect phase per connection nginx served on, and one TLS
+    // handshake per connection on the TLS port.
+    let connections: BTreeSet<u64> = logged.iter().map(|l| l.connection).collect();
+    let tls_connections: BTreeSet<u64> = logged
+        .iter()
+        .filter(|l| l.port == tls_port)
+        .map(|l| l.connection)
+        .collect();
+    let phases = &s["totals"]["phases_ms"];
+    assert_eq!(
+        count(&phases["connect"]["count"]),
+        connections.len() as u64,
+        "{phases}"
+    );
+    assert_eq!(
+        count(&phases["tls"]["count"]),
+        tls_connections.len() as u64,
+        "{phases}"
+    );
+    // Every response had a first byte; literal addresses need no DNS.
+    assert_eq!(
+        count(&phases["ttfb"]["count"]),
+        count(&s["totals"]["requests"])
+    );
+    assert!(phases.get("dns").is_none(), "{phases}");
+    for arch in ["arm64", "amd64"] {
+        let p = &s["by_arch"][arch]["phases_ms"];
+        for phase in ["connect", "tls", "ttfb"] {
+            assert!(
+                p[phase]["p99"].as_f64().unwrap_or(0.0) > 0.0,
+                "{arch} {phase}: {p}"
+            );
+        }
+    }
+    assert!(s.get("failures").is_none(), "{}", s["failures"]);
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_tls_error_with_its_reason_and_nginx_serves_nothing() {
+    let pki = Pki::new();
+    let port = free_port();
+    let Some(nginx) = Nginx::start(&pki, &[format!("127.0.0.1:{port} ssl http2")]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("https://127.0.0.1:{port}/arm");
+    let targets = [target("arm", &url, "arm64", "")];
+    let path = scenario(dir.path(), "untrusted", &targets, 2);
+    let (s, err) = run(dir.path(), &path);
+    let requests = count(&s["totals"]["requests"]);
+    assert!(requests > 0, "{err}");
+    assert_eq!(
+        count(&s["totals"]["errors"]["tls"]),
+        requests,
+        "{}",
+        s["totals"]
+    );
+    let failures = s["failures"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["target"], "arm");
+    assert_eq!(failures[0]["kind"], "tls");
+    assert_eq!(failures[0]["reason"], "unknown issuer");
+    assert_eq!(count(&failures[0]["count"]), requests);
+    // The headless status line says so while the run goes.
+    assert!(
+        err.contains("tls errors") && err.contains("unknown issuer"),
+        "{err}"
+    );
+    assert!(nginx.logged().is_empty(), "{:?}", nginx.logged());
+}
+
+#[test]
+fn phases_behind_proxies_that_hold_the_first_byte_and_the_server_hello() {
+    let pki = Pki::new();
+    let (plain, tls) = (free_port(), free_port());
+    let listens = [format!("127.0.0.1:{plain}"), format!("127.0.0.1:{tls} ssl")];
+    let Some(nginx) = Nginx::start(&pki, &listens) else {
+        return;
+    };
+    let upstream = |port: u16| format!("127.0.0.1:{port}").parse().unwrap();
+    let first_byte = Proxy::start(
+        upstream(plain),
+        Hold::EachResponse(Duration::from_millis(20)),
+    );
+    let hello = Proxy::start(upstream(tls), Hold::FirstBytes(Duration::from_millis(30)));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+    let targets = [
+        target(
+            "arm",
+            &format!("http://{}/arm", first_byte.addr),
+            "arm64",
+            "",
+        ),
+        target(
+            "amd",
+            &format!("https://{}/amd", hello.addr),
+            "amd64",
+            "[target.tls]\nca = \"ca.pem\"",
+        ),
+    ];
+    let path = scenario(dir.path(), "proxied", &targets, 4);
+    let (s, err) = run(dir.path(), &path);
+    let ttfb = &s["by_arch"]["arm64"]["phases_ms"]["ttfb"];
+    let p50 = ttfb["p50"].as_f64().unwrap_or(0.0);
+    assert!(
+        (20.0..=21.5).contains(&p50),
+        "TTFB p50 {p50} ms: {ttfb}\n{err}"
+    );
+    assert_eq!(
+        count(&ttfb["count"]),
+        count(&s["by_arch"]["arm64"]["requests"])
+    );
+    let handshake = &s["by_arch"]["amd64"]["phases_ms"]["tls"];
+    let p50 = handshake["p50"].as_f64().unwrap_or(0.0);
+    assert!(
+        (30.0..=33.0).contains(&p50),
+        "TLS p50 {p50} ms: {handshake}\n{err}"
+    );
+    // The same figures per target, and nginx served every request counted.
+    assert_eq!(s["by_target"]["arm"]["phases_ms"]["ttfb"], *ttfb);
+    assert_eq!(count(&s["totals"]["requests"]), nginx.logged().len() as u64);
+}
