@@ -26,8 +26,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::View;
-use super::snapshot::{Row, Snapshot};
-use crate::outcome::{ERROR_KINDS, Summary};
+use super::phase_metrics::encode_phases;
+use super::snapshot::{PhaseRow, Row, Snapshot};
+use crate::outcome::{ERROR_KINDS, FailureRow, Summary};
 
 /// Content type of [`Metrics::encode`]'s text (OpenMetrics, which Prometheus scrapes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -57,6 +58,8 @@ struct Figures {
     workers: usize,
     by_arch: Vec<Row>,
     by_target: Vec<Row>,
+    phases: Vec<PhaseRow>,
+    failures: Vec<FailureRow>,
     finished: bool,
 }
 
@@ -120,6 +123,8 @@ impl View for Metrics {
         f.workers = s.workers.len();
         f.by_arch.clone_from(&s.by_arch);
         f.by_target.clone_from(&s.by_target);
+        f.phases.clone_from(&s.phases);
+        f.failures.clone_from(&s.failures);
     }
 
     fn finish(&mut self, _summary: &Summary) {
@@ -197,11 +202,12 @@ impl Collector for RunCollector {
             "by target (with its declared arch)",
             &f.by_target,
             target_labels,
-        )
+        )?;
+        encode_phases(&mut enc, &f.phases, &f.failures)
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
+pub(super) type Labels = Vec<(&'static str, String)>;
 
 /// The families of one group of rows (`arch` or `target`): requests, responses by status class,
 /// transport errors by kind, throughput now and latency quantiles.
@@ -265,7 +271,7 @@ fn encode_rows(
     )
 }
 
-fn counter(
+pub(super) fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -290,7 +296,7 @@ fn gauge_one(
         .encode_gauge(&value)
 }
 
-fn gauge(
+pub(super) fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

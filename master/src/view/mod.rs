@@ -8,6 +8,7 @@
 mod command;
 pub mod headless;
 pub mod metrics;
+mod phase_metrics;
 mod snapshot;
 pub mod tui;
 
