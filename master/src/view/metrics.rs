@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet, text};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, text};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::View;
+use super::families::{Labels, counter, gauge};
 use super::phase_metrics::encode_phases;
 use super::snapshot::{PhaseRow, Row, Snapshot};
 use crate::outcome::{ERROR_KINDS, FailureRow, Summary};
@@ -207,8 +208,6 @@ impl Collector for RunCollector {
     }
 }
 
-pub(super) type Labels = Vec<(&'static str, String)>;
-
 /// The families of one group of rows (`arch` or `target`): requests, responses by status class,
 /// transport errors by kind, throughput now and latency quantiles.
 fn encode_rows(
@@ -271,20 +270,6 @@ fn encode_rows(
     )
 }
 
-pub(super) fn counter(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: impl Iterator<Item = (Labels, u64)>,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in samples {
-        m.encode_family(&labels)?
-            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
-    }
-    Ok(())
-}
-
 fn gauge_one(
     enc: &mut DescriptorEncoder,
     name: &str,
@@ -294,20 +279,6 @@ fn gauge_one(
 ) -> Result<(), std::fmt::Error> {
     enc.encode_descriptor(name, help, unit, MetricType::Gauge)?
         .encode_gauge(&value)
-}
-
-pub(super) fn gauge(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<&Unit>,
-    samples: impl Iterator<Item = (Labels, f64)>,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        m.encode_family(&labels)?.encode_gauge(&value)?;
-    }
-    Ok(())
 }
 
 /// Binds the metrics listener (a port of 0 picks a free one).

@@ -6,6 +6,7 @@
 //! controller or the aggregator.
 
 mod command;
+mod families;
 pub mod headless;
 pub mod metrics;
 mod phase_metrics;

@@ -5,12 +5,15 @@
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::metrics::{Labels, counter, gauge};
+use super::families::{Labels, counter, gauge};
 use super::snapshot::PhaseRow;
 use crate::outcome::{FailureRow, PhaseFigures};
 
+/// Reads one figure of a phase.
+type Pick = fn(&PhaseFigures) -> f64;
+
 /// The phase quantiles exported, with their `quantile` label (`1`: the highest).
-const QUANTILES: [(&str, fn(&PhaseFigures) -> f64); 4] = [
+const QUANTILES: [(&str, Pick); 4] = [
     ("0.5", |f| f.p50),
     ("0.9", |f| f.p90),
     ("0.99", |f| f.p99),
