@@ -51,9 +51,14 @@ wait = {{ kind = "constant", duration = "10ms" }}
 /// Runs `scenario` headless to its end; its summary, and what the master printed (the status
 /// lines on stdout, then its logs).
 fn run(dir: &Path, scenario: &str) -> (Value, String) {
+    run_with(dir, scenario, &[])
+}
+
+fn run_with(dir: &Path, scenario: &str, extra: &[&str]) -> (Value, String) {
     let summary = dir.join("summary.json");
     let mut child = Command::new(master_bin())
         .args(["run", scenario, "--headless", "--status-every", "1s"])
+        .args(extra)
         .args(["--local-workers", "1", "--summary"])
         .arg(&summary)
         .current_dir(dir)
@@ -299,4 +304,56 @@ fn phases_behind_proxies_that_hold_the_first_byte_and_the_server_hello() {
     // The same figures per target, and nginx served every request counted.
     assert_eq!(s["by_target"]["arm"]["phases_ms"]["ttfb"], *ttfb);
     assert_eq!(count(&s["totals"]["requests"]), nginx.logged().len() as u64);
+}
+
+/// The shipped study `scenarios/tls-handshake.toml`, pointed at nginx: every request is a new
+/// connection with a full handshake (nginx never resumes a session), and the summary's TLS
+/// phase counts every one of them, per arch.
+#[test]
+fn the_tls_handshake_study_pays_a_full_handshake_per_request() {
+    let pki = Pki::new();
+    let port = free_port();
+    let Some(nginx) = Nginx::start(&pki, &[format!("127.0.0.1:{port} ssl")]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let study = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/tls-handshake.toml");
+    let sets = [
+        format!("target[0].url=https://127.0.0.1:{port}/arm"),
+        format!("target[1].url=https://127.0.0.1:{port}/amd"),
+        format!("target[0].tls.ca={}", ca.display()),
+        format!("target[1].tls.ca={}", ca.display()),
+        "stage[0].duration=3s".to_owned(),
+        "load.users=4".to_owned(),
+        "load.spawn_rate=100".to_owned(),
+        "report_interval=500ms".to_owned(),
+    ];
+    let mut extra = Vec::new();
+    for set in &sets {
+        extra.extend(["--set", set.as_str()]);
+    }
+    let (s, err) = run_with(dir.path(), study.to_str().unwrap(), &extra);
+    let logged = nginx.logged();
+    let requests = count(&s["totals"]["requests"]);
+    assert!(requests > 20, "{requests} requests\n{err}");
+    assert_eq!(requests, logged.len() as u64);
+    assert!(logged.iter().all(|l| !l.reused), "a session was resumed");
+    let connections: BTreeSet<u64> = logged.iter().map(|l| l.connection).collect();
+    assert_eq!(
+        connections.len(),
+        logged.len(),
+        "a connection carried two requests"
+    );
+    for arch in ["arm64", "amd64"] {
+        let r = &s["by_arch"][arch];
+        let tls = &r["phases_ms"]["tls"];
+        assert_eq!(count(&tls["count"]), count(&r["requests"]), "{arch}: {tls}");
+        assert!(tls["p50"].as_f64().unwrap_or(0.0) > 0.0, "{arch}: {tls}");
+        assert_eq!(
+            count(&r["phases_ms"]["connect"]["count"]),
+            count(&r["requests"])
+        );
+    }
 }

@@ -53,6 +53,8 @@ pub struct Logged {
     pub ssl_protocol: String,
     /// `$connection`: the connection's serial number.
     pub connection: u64,
+    /// `$ssl_session_reused`: the TLS session was resumed.
+    pub reused: bool,
     pub uri: String,
     pub status: u16,
 }
@@ -97,7 +99,7 @@ pid {d}/nginx.pid;
 error_log {d}/logs/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    log_format t '$server_port $server_protocol $ssl_protocol $connection $uri $status';
+    log_format t '$server_port $server_protocol $ssl_protocol $connection $ssl_session_reused $uri $status';
     access_log {log} t;
     keepalive_timeout 60s;
     keepalive_requests 1000000;
@@ -109,6 +111,8 @@ http {{
     ssl_certificate {d}/cert.pem;
     ssl_certificate_key {d}/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:1m;
+    ssl_session_tickets on;
     server {{
 {listen}        server_name _;
         location /arm/ {{ add_header x-arch arm64 always; default_type text/plain; return 200 "ok"; }}
@@ -156,14 +160,15 @@ http {{
         text.lines()
             .map(|line| {
                 let f: Vec<&str> = line.split(' ').collect();
-                assert_eq!(f.len(), 6, "log line {line:?}");
+                assert_eq!(f.len(), 7, "log line {line:?}");
                 Logged {
                     port: f[0].parse().unwrap(),
                     protocol: f[1].into(),
                     ssl_protocol: f[2].into(),
                     connection: f[3].parse().unwrap(),
-                    uri: f[4].into(),
-                    status: f[5].parse().unwrap(),
+                    reused: f[4] == "r",
+                    uri: f[5].into(),
+                    status: f[6].parse().unwrap(),
                 }
             })
             .collect()
