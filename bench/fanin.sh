@@ -16,7 +16,10 @@
 # section), workers declared missing, and checks that the summary counted exactly the requests
 # of every report the swarm sent.
 #
-# Environment: WORKERS (1000), RUN_TIME (2m), SAMPLE (10), JOURNAL (1).
+# The swarm sends plain V2 histograms as workers do; DEFLATE=1 makes it send V2 + deflate, as
+# workers did before, to measure what inflating costs the master.
+#
+# Environment: WORKERS (1000), RUN_TIME (2m), SAMPLE (10), JOURNAL (1), DEFLATE (0).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -26,6 +29,9 @@ SAMPLE=${SAMPLE:-10}
 JOURNAL=${JOURNAL:-1}
 JOURNAL_FLAG=()
 ((JOURNAL)) || JOURNAL_FLAG=(--no-journal)
+DEFLATE=${DEFLATE:-0}
+SWARM_FLAGS=()
+((DEFLATE)) && SWARM_FLAGS=(--deflate)
 
 need_time
 build_release -p stampede-master -p stampede-swarm
@@ -72,7 +78,7 @@ PIDS+=("$TIME_PID")
 sleep 0.5
 MASTER_PID=$(pgrep -P "$TIME_PID" | head -n1)
 taskset -c "$GEN_CORE" "$SWARM" --master "http://127.0.0.1:$PORT" --workers "$WORKERS" \
-    --print-every "${SAMPLE}s" --token bench-fanin >"$WORK/swarm.out" 2>"$WORK/swarm.err" &
+    --print-every "${SAMPLE}s" --token bench-fanin "${SWARM_FLAGS[@]}" >"$WORK/swarm.out" 2>"$WORK/swarm.err" &
 SWARM_PID=$!
 PIDS+=("$SWARM_PID")
 
@@ -102,7 +108,7 @@ printf '%s synthetic workers (one gRPC stream each), 3 targets x 2 arches x 9 ou
     "$WORKERS" "$RUN_TIME"
 echo "  master samples every ${SAMPLE}s (CPU % of one core, RSS MiB); the first ones include workers joining:"
 awk 'NR == 1 {t0 = $1} {printf "    t=%4ds cpu=%6.1f%% rss=%7.1f MiB\n", $1 - t0, $2, $3 / 1024}' "$WORK/samples"
-sed 's/^/  /' "$WORK/swarm.err" | grep -E 'swarm t=' || true
+sed 's/^/  /' "$WORK/swarm.err" | grep -E 'swarm( t=|:)' || true
 read -r mu ms mrss mel <"$WORK/master.time"
 awk -v u="$mu" -v s="$ms" -v e="$mel" -v r="$mrss" 'BEGIN {
     printf "  master whole process: %.1f CPU-s in %.0f s = %.1f%% of a core (incl. start and 1000 joins), max RSS %.1f MiB\n", u + s, e, 100 * (u + s) / e, r / 1024 }'

@@ -43,6 +43,10 @@ pub struct Args {
     /// How often to print a progress line.
     #[arg(long, default_value = "10s", value_parser = humantime_ms)]
     pub print_every: Duration,
+    /// Send the histograms as V2 + deflate (what workers sent before they switched to plain V2),
+    /// to measure what inflating costs the master.
+    #[arg(long)]
+    pub deflate: bool,
     /// Give up after this long whatever the master does.
     #[arg(long, default_value = "10m", value_parser = humantime_ms)]
     pub max_time: Duration,
@@ -69,14 +73,24 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let payloads = Arc::new(Payloads::generate(&args.arches, args.requests));
+    let payloads = Arc::new(Payloads::generate(
+        &args.arches,
+        args.requests,
+        args.deflate,
+    ));
     let stats = Arc::new(Stats::default());
     let args = Arc::new(args);
     eprintln!(
-        "swarm: {} sessions to {}, {} series per target and report",
+        "swarm: {} sessions to {}, {} series per target and report, {} histogram bytes per target ({})",
         args.workers,
         args.master,
-        payloads.per_target()
+        payloads.per_target(),
+        payloads.bytes_per_target(),
+        if args.deflate {
+            "V2 + deflate"
+        } else {
+            "plain V2"
+        }
     );
     let mut sessions = tokio::task::JoinSet::new();
     for i in 0..args.workers {

@@ -1,8 +1,9 @@
-//! Realistic interval histograms, serialized once (V2 + deflate, the workers' format) and reused,
+//! Realistic interval histograms, serialized once (plain V2 as workers send them, or V2 + deflate
+//! as they did before) and reused,
 //! so the swarm spends its CPU on the protocol, not on making up numbers.
 
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer, V2Serializer};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand_distr::{Distribution, LogNormal};
@@ -38,7 +39,7 @@ pub struct Payloads {
 
 impl Payloads {
     /// Histograms for `requests` requests per report, spread over the arches and outcomes.
-    pub fn generate(arches: &[String], requests: u64) -> Self {
+    pub fn generate(arches: &[String], requests: u64, deflate: bool) -> Self {
         let mut rng = SmallRng::seed_from_u64(7);
         let per_arch = requests as f64 / arches.len().max(1) as f64;
         let variants = (0..VARIANTS)
@@ -59,9 +60,15 @@ impl Payloads {
                             h.saturating_record((dist.sample(&mut rng) as u64).max(1));
                         }
                         let mut hdr = Vec::new();
-                        V2DeflateSerializer::new()
-                            .serialize(&h, &mut hdr)
-                            .expect("serializing into a Vec");
+                        if deflate {
+                            V2DeflateSerializer::new()
+                                .serialize(&h, &mut hdr)
+                                .expect("serializing into a Vec");
+                        } else {
+                            V2Serializer::new()
+                                .serialize(&h, &mut hdr)
+                                .expect("serializing into a Vec");
+                        }
                         out.push(Encoded {
                             arch: arch.clone(),
                             outcome,
@@ -79,6 +86,11 @@ impl Payloads {
     /// Series per target in one report.
     pub fn per_target(&self) -> usize {
         self.variants[0].len()
+    }
+
+    /// Histogram bytes of one target's series in one report (the first variant).
+    pub fn bytes_per_target(&self) -> usize {
+        self.variants[0].iter().map(|e| e.hdr.len()).sum()
     }
 
     /// The series of one report for `targets` targets; `pick` chooses the variant.

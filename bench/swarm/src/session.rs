@@ -32,6 +32,7 @@ struct Run {
     /// When each unacknowledged report's interval ended, and the requests it held.
     pending: HashMap<u64, (Instant, u64)>,
     reports: tokio::time::Interval,
+    stopped: bool,
 }
 
 pub async fn run(
@@ -81,6 +82,7 @@ pub async fn run(
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut run: Option<Run> = None;
+    let mut last_beat: Option<Instant> = None;
     loop {
         tokio::select! {
             msg = inbound.message() => {
@@ -100,6 +102,7 @@ pub async fn run(
                             last_end_ms: 0,
                             pending: HashMap::new(),
                             reports,
+                            stopped: false,
                         });
                     }
                     Some(In::Ack(ack)) => {
@@ -110,7 +113,7 @@ pub async fn run(
                         }
                     }
                     Some(In::Stop(_)) => {
-                        if let Some(r) = run.as_mut() {
+                        if let Some(r) = run.as_mut().filter(|r| !r.stopped) {
                             let report = next_report(r, &worker_id, payloads, index, true);
                             let requests = report.series.iter().map(|s| s.count).sum();
                             send(Out::Report(report)).await?;
@@ -122,12 +125,19 @@ pub async fn run(
                             }))
                             .await?;
                         }
+                        // A stopped worker reports no more (its acks may still come).
+                        if let Some(r) = run.as_mut() {
+                            r.stopped = true;
+                        }
                     }
                     Some(In::Quit(_)) => return Ok(()),
                     Some(In::Welcome(_) | In::Load(_) | In::Heartbeat(_)) | None => {}
                 }
             }
             _ = heartbeat.tick() => {
+                if let Some(at) = last_beat.replace(Instant::now()) {
+                    stats.beat(at.elapsed());
+                }
                 send(Out::Heartbeat(Heartbeat {
                     state: if run.is_some() { WorkerState::Running } else { WorkerState::Idle } as i32,
                     users_running: if run.is_some() { USERS } else { 0 },
@@ -151,10 +161,10 @@ pub async fn run(
 
 async fn tick(run: &mut Option<Run>) {
     match run {
-        Some(r) => {
+        Some(r) if !r.stopped => {
             r.reports.tick().await;
         }
-        None => std::future::pending().await,
+        _ => std::future::pending().await,
     }
 }
 

@@ -21,6 +21,10 @@ struct Inner {
     requests_acked: u64,
     failed: u64,
     first_failure: Option<String>,
+    /// The longest time between two heartbeats one session sent: this window and the run.
+    /// Past the master's liveness timeout it is the swarm, not the master, that fell silent.
+    beat_gap: Duration,
+    beat_gap_total: Duration,
     /// Ack lag, µs: this window and the whole run.
     window: Histogram<u64>,
     total: Histogram<u64>,
@@ -43,6 +47,8 @@ impl Default for Stats {
                 requests_acked: 0,
                 failed: 0,
                 first_failure: None,
+                beat_gap: Duration::ZERO,
+                beat_gap_total: Duration::ZERO,
                 window: lag_histogram(),
                 total: lag_histogram(),
             }),
@@ -84,6 +90,14 @@ impl Stats {
         });
     }
 
+    /// A session sent a heartbeat `gap` after its previous one.
+    pub fn beat(&self, gap: Duration) {
+        self.with(|s| {
+            s.beat_gap = s.beat_gap.max(gap);
+            s.beat_gap_total = s.beat_gap_total.max(gap);
+        });
+    }
+
     pub fn failed(&self, why: &str) {
         self.with(|s| {
             s.failed += 1;
@@ -96,7 +110,7 @@ impl Stats {
         let t = self.started.elapsed().as_secs();
         self.with(|s| {
             let line = format!(
-                "swarm t={t}s joined={} running={} sent={} acked={} backlog={} failed={} lag_ms p50={} p99={} max={}",
+                "swarm t={t}s joined={} running={} sent={} acked={} backlog={} failed={} lag_ms p50={} p99={} max={} beat_gap_max_ms={}",
                 s.joined,
                 s.running,
                 s.sent,
@@ -106,8 +120,10 @@ impl Stats {
                 ms(s.window.value_at_quantile(0.5)),
                 ms(s.window.value_at_quantile(0.99)),
                 ms(s.window.max()),
+                s.beat_gap.as_millis(),
             );
             s.window.reset();
+            s.beat_gap = Duration::ZERO;
             line
         })
     }
@@ -116,7 +132,7 @@ impl Stats {
     pub fn final_line(&self) -> String {
         self.with(|s| {
             let mut line = format!(
-                "swarm total joined={} sent={} acked={} backlog={} requests_sent={} requests_acked={} failed={} lag_ms p50={} p99={} max={}",
+                "swarm total joined={} sent={} acked={} backlog={} requests_sent={} requests_acked={} failed={} lag_ms p50={} p99={} max={} beat_gap_max_ms={}",
                 s.joined,
                 s.sent,
                 s.acked,
@@ -127,6 +143,7 @@ impl Stats {
                 ms(s.total.value_at_quantile(0.5)),
                 ms(s.total.value_at_quantile(0.99)),
                 ms(s.total.max()),
+                s.beat_gap_total.as_millis(),
             );
             if let Some(why) = &s.first_failure {
                 line.push_str(&format!(" first_failure={why:?}"));

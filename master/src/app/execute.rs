@@ -20,6 +20,11 @@ use crate::scenario::Scenario;
 use crate::view::{Headless, Metrics, Tee, Tui, View, metrics};
 use crate::wire::{self, Auth, ServerTls, Service, ServiceConfig};
 
+/// Events (decoded reports mostly) the connections may queue for the run. A decoded report is
+/// some hundred KB, so the bound is also the master's memory for a burst (every worker's final
+/// report at once); connections that find it full wait, and are not taken for silent meanwhile.
+const EVENTS: usize = 1024;
+
 /// First and last line around the summary that `--print-summary` writes, so that it can be cut
 /// out of a pod's log.
 pub const SUMMARY_BEGIN: &str = "-----BEGIN STAMPEDE SUMMARY-----";
@@ -116,7 +121,7 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> Result<(), Fai
         tracing::warn!("{warning}");
         eprintln!("WARNING: {warning}");
     }
-    let (events_tx, events_rx) = mpsc::channel(4096);
+    let (events_tx, events_rx) = mpsc::channel(EVENTS);
     let service = Service::new(
         ServiceConfig {
             token: opts.auth.token().map(str::to_owned),

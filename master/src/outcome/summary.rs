@@ -100,6 +100,13 @@ pub struct MasterLoad {
     pub queue_ms: Delays,
     /// Seconds of the run during which the master was behind.
     pub behind_s: f64,
+    /// How much later than their connection's earliest reports came off the stream: time
+    /// they sat unread in the transport while the master was short of CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_ms: Option<Delays>,
+    /// Seconds during which the master's runtime had no idle time (busy over 90%).
+    #[serde(default)]
+    pub saturated_s: f64,
 }
 
 /// One request of the scenario, as served by one arch.

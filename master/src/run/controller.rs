@@ -22,6 +22,8 @@ use crate::wire::decode::DecodeError;
 
 /// How often the controller re-plans the load (the spawn-rate granularity).
 const TICK: Duration = Duration::from_millis(100);
+/// The longest wait for final reports, in stop waits, however long reports keep coming.
+const FINAL_WAIT_BOUND: u32 = 12;
 /// Extra time, beyond the stop timeout, that workers get to send their final reports.
 const FINAL_REPORT_GRACE: Duration = Duration::from_secs(5);
 
@@ -538,7 +540,12 @@ impl Controller {
                 report,
                 received,
             } => {
-                self.load.queued(received.elapsed());
+                let waited = received.elapsed();
+                self.load.queued(waited);
+                if let Ok(r) = &report {
+                    let at = self.clock.elapsed().saturating_sub(waited);
+                    self.load.arrived(conn, journaling::millis(at), r.end_ms);
+                }
                 self.on_report(&worker, conn, report);
             }
             Event::Goodbye {
@@ -551,6 +558,7 @@ impl Controller {
                 worker,
                 reason,
             } => {
+                self.load.gone(conn);
                 let lost = self.fleet.lose(&worker, conn, at, &reason);
                 self.lost(lost.as_slice());
             }
@@ -600,6 +608,9 @@ impl Controller {
     async fn stop_workers(&mut self) {
         self.fleet.stop_all(self.scenario.file.stop_timeout);
         let wait = self.scenario.file.stop_timeout + FINAL_REPORT_GRACE;
+        // A master that fell behind still has reports to read: while they keep coming, the
+        // wait goes on (up to a bound), so a backlog is counted rather than cut off.
+        let last_chance = tokio::time::Instant::now() + wait * FINAL_WAIT_BOUND;
         let deadline = tokio::time::sleep(wait);
         tokio::pin!(deadline);
         let mut show = tokio::time::interval(self.scenario.file.report_interval);
@@ -607,6 +618,10 @@ impl Controller {
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Some(ev) => {
+                        if matches!(ev, Event::Report { .. }) {
+                            let later = (tokio::time::Instant::now() + wait).min(last_chance);
+                            deadline.as_mut().reset(later);
+                        }
                         self.on_event(ev);
                         self.write_journal(false);
                     }

@@ -157,13 +157,20 @@ impl<W: Write + Send> View for Headless<W> {
                 summary.dropped
             );
         }
-        if let Some(m) = summary.master.as_ref().filter(|m| m.behind_s > 0.0) {
+        if let Some(m) = summary
+            .master
+            .as_ref()
+            .filter(|m| m.behind_s > 0.0 || m.saturated_s > 0.0)
+        {
+            let unread = m.transport_ms.as_ref().map_or(0.0, |t| t.ms.max);
             let _ = writeln!(
                 self.out,
-                "  master behind for {:.0} s: reports waited up to {:.1} s to be counted (p99 {:.1} s)",
+                "  master behind for {:.0} s (no idle time for {:.0} s): reports waited up to {:.1} s to be counted (p99 {:.1} s), up to {:.1} s unread",
                 m.behind_s,
+                m.saturated_s,
                 m.queue_ms.ms.max / 1000.0,
-                m.queue_ms.ms.p99 / 1000.0
+                m.queue_ms.ms.p99 / 1000.0,
+                unread / 1000.0
             );
         }
         if summary.late_requests > 0 {
