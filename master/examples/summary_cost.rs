@@ -86,7 +86,13 @@ fn main() -> anyhow::Result<()> {
                 })
             })
             .collect();
-        let arch_of = |t: u32| if t % 2 == 0 { "arm64" } else { "amd64" };
+        let arch_of = |t: u32| {
+            if t.is_multiple_of(2) {
+                "arm64"
+            } else {
+                "amd64"
+            }
+        };
         let phases = (0..TARGETS)
             .flat_map(|t| {
                 let shapes = &phase_shapes[(k % 8) as usize];
