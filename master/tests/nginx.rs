@@ -4,7 +4,8 @@
 //! equals the connections nginx served on; an untrusted certificate makes every attempt a `tls`
 //! error with its reason in the failures table while nginx logs nothing; and behind proxies that
 //! hold the first response byte 20 ms (and the ServerHello 30 ms), the summary's TTFB (and TLS)
-//! phase medians are those delays. Skipped, with the reason printed, without nginx.
+//! phase medians are those delays; the run's journal recovers to the same phases and failures.
+//! Skipped, with the reason printed, without nginx.
 
 mod common;
 
@@ -91,6 +92,46 @@ fn run_with(dir: &Path, scenario: &str, extra: &[&str]) -> (Value, String) {
     let printed = format!("{}\n{}", out.join().unwrap(), err.join().unwrap());
     assert!(code.is_some(), "the master did not finish:\n{printed}");
     (read_summary(&summary), printed)
+}
+
+/// The summary `recover` rebuilds from the run's journal (in `dir`, the master's state dir).
+fn recovered(dir: &Path) -> Value {
+    let journal = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "journal"))
+        .expect("the run wrote a journal");
+    let out = dir.join("recovered.json");
+    let status = Command::new(master_bin())
+        .arg("recover")
+        .arg(&journal)
+        .arg("-o")
+        .arg(&out)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run recover");
+    assert!(status.code().is_some(), "recover did not finish");
+    read_summary(&out)
+}
+
+/// A resumed or recovered run keeps what the live one counted: the journal's phases and
+/// failure reasons rebuild the same figures.
+fn assert_journal_keeps_phases(dir: &Path, live: &Value) {
+    let back = recovered(dir);
+    assert_eq!(back["totals"]["phases_ms"], live["totals"]["phases_ms"]);
+    assert_eq!(back["failures"], live["failures"]);
+    for group in ["by_arch", "by_target"] {
+        let names = live[group].as_object().cloned().unwrap_or_default();
+        for name in names.keys() {
+            assert_eq!(
+                back[group][name]["phases_ms"], live[group][name]["phases_ms"],
+                "{group} {name}"
+            );
+        }
+    }
 }
 
 fn count(v: &Value) -> u64 {
@@ -217,6 +258,7 @@ fn https_h2_and_h2c_counts_and_protocols_equal_nginx_log() {
         }
     }
     assert!(s.get("failures").is_none(), "{}", s["failures"]);
+    assert_journal_keeps_phases(dir.path(), &s);
 }
 
 #[test]
@@ -251,6 +293,7 @@ fn an_untrusted_certificate_is_a_tls_error_with_its_reason_and_nginx_serves_noth
         "{err}"
     );
     assert!(nginx.logged().is_empty(), "{:?}", nginx.logged());
+    assert_journal_keeps_phases(dir.path(), &s);
 }
 
 #[test]
