@@ -37,6 +37,8 @@ for f in "${examples[@]}"; do
     render "$(basename "$f" .yaml)-crds" -f "$f" "${crds[@]}"
 done
 render interactive-crds --set master.mode=deployment "${crds[@]}" --set worker.keda.enabled=true
+# A CA for https:// targets, from a Secret, in the master and helm test pods.
+render target-ca --set targetTls.caSecret=shop-ca --set master.mode=deployment
 
 echo "-- kubernetes-validate --strict -k $K8S_VERSION"
 # kubernetes-validate bundles the schemas of Kubernetes' own kinds only: the CRD kinds above

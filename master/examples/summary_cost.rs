@@ -1,7 +1,8 @@
 //! Summary cost (bench/summary.sh): builds the aggregate of a synthetic one-hour run (4 targets,
 //! 2 arches, 3,600 one-second intervals of realistic histograms), then times building the
 //! summary (`stats::summary`) and `Summary::write` and prints the file's size. Goal: under 1 s
-//! and 10 MB.
+//! and 10 MB. Each interval also carries phases (connect, TLS, TTFB per target) and TLS
+//! failure reasons, as an HTTPS run's reports do.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use hdrhistogram::Histogram;
 use stampede_master::scenario;
 use stampede_master::stats::{
-    self, Aggregator, Class, Latencies, Report, RunFacts, Series, TargetInfo,
+    self, Aggregator, Class, Latencies, PhaseSeries, ReasonCount, Report, RunFacts, Series,
+    TargetInfo,
 };
 use stampede_proto::hdr::new_histogram;
 
@@ -57,6 +59,16 @@ fn main() -> anyhow::Result<()> {
     let shapes: Vec<(Latencies, Latencies)> = (0..8)
         .map(|seed| (spread(900, 20_000, seed), spread(30, 40_000, seed + 100)))
         .collect();
+    // Phases: a few new connections (connect ~0.3 ms, TLS ~2 ms) and every response's TTFB.
+    let phase_shapes: Vec<[Latencies; 3]> = (0..8)
+        .map(|seed| {
+            [
+                spread(5, 300, seed + 200),
+                spread(5, 2_000, seed + 300),
+                spread(900, 18_000, seed + 400),
+            ]
+        })
+        .collect();
     let built = Instant::now();
     for k in 1..=INTERVALS {
         let (ok, bad) = &shapes[(k % 8) as usize];
@@ -74,6 +86,32 @@ fn main() -> anyhow::Result<()> {
                 })
             })
             .collect();
+        let arch_of = |t: u32| {
+            if t.is_multiple_of(2) {
+                "arm64"
+            } else {
+                "amd64"
+            }
+        };
+        let phases = (0..TARGETS)
+            .flat_map(|t| {
+                let shapes = &phase_shapes[(k % 8) as usize];
+                (1..=3).map(move |phase| PhaseSeries {
+                    target: t,
+                    arch: arch_of(t).to_owned(),
+                    phase,
+                    hist: shapes[phase - 1].clone(),
+                })
+            })
+            .collect();
+        let reasons = (0..TARGETS)
+            .map(|t| ReasonCount {
+                target: t,
+                class: Class::Error(4),
+                reason: "handshake failure".to_owned(),
+                count: 2,
+            })
+            .collect();
         let report = Report {
             run_id: "bench".into(),
             worker_id: "w".into(),
@@ -86,6 +124,8 @@ fn main() -> anyhow::Result<()> {
             completed_stage: 0,
             series,
             send_lag: None,
+            phases,
+            reasons,
         };
         agg.ingest("w", &report)?;
         agg.close_intervals(k * 1000 + 1000);

@@ -274,3 +274,32 @@ false
 {{- .Values.master.summary.persistence.enabled -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The CA for https:// targets (values `targetTls`): a Secret mounted read-only where the
+scenario's `[target.tls] ca` points. Only the master reads it (at load, like the scenario) and
+sends its certificates to the workers with the run, so the master's pod and `helm test`'s check
+mount it; the workers need no file.
+*/}}
+{{- define "stampede.targetCaMount" -}}
+{{- with .Values.targetTls }}
+{{- if .caSecret -}}
+- name: target-ca
+  mountPath: {{ .mountPath }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "stampede.targetCaVolume" -}}
+{{- with .Values.targetTls }}
+{{- if .caSecret -}}
+- name: target-ca
+  secret:
+    secretName: {{ .caSecret }}
+    items:
+      - key: {{ .caKey }}
+        path: {{ .caKey }}
+{{- end }}
+{{- end }}
+{{- end }}

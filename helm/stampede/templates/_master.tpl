@@ -108,7 +108,13 @@ spec:
           mountPath: /etc/stampede/tls
           readOnly: true
         {{- end }}
+        {{- with include "stampede.targetCaMount" . }}
+        {{- . | nindent 8 }}
+        {{- end }}
   volumes:
+    {{- with include "stampede.targetCaVolume" . }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- if .Values.tls.enabled }}
     - name: tls
       secret:

@@ -4,7 +4,7 @@
 //! for the next batch.
 
 use super::record::{self, Buckets};
-use crate::stats::{COUNTS_LEN, Class, Latencies, Report};
+use crate::stats::{COUNTS_LEN, Class, Latencies, PhaseBook, Report};
 
 /// What one key adds up to: counts by bucket index, and which indexes hold some.
 #[derive(Default)]
@@ -62,6 +62,8 @@ pub struct Batch {
     counted: Vec<record::Counted>,
     dropped: u64,
     send_lag: Option<Acc>,
+    /// Phases and reasons since the last take: few keys, merged sparsely.
+    phases: PhaseBook,
 }
 
 impl Batch {
@@ -82,6 +84,13 @@ impl Batch {
         self.dropped = self.dropped.saturating_add(report.dropped);
         if let Some(lag) = &report.send_lag {
             self.send_lag.get_or_insert_with(Acc::default).add(lag);
+        }
+        for p in &report.phases {
+            self.phases.add_phase(p.target, &p.arch, p.phase, &p.hist);
+        }
+        for r in &report.reasons {
+            self.phases
+                .add_reason(r.target, r.class, &r.reason, r.count);
         }
         for s in &report.series {
             let outcome = s.class.to_wire();
@@ -120,6 +129,7 @@ impl Batch {
 
     /// The batch as a record, `at_ms` into the run; the batch is empty again.
     pub fn take(&mut self, at_ms: u64) -> record::Batch {
+        let phases = std::mem::take(&mut self.phases);
         self.cells.sort_by(|a, b| a.0.cmp(&b.0));
         let mut cells = Vec::with_capacity(self.cells.len());
         for (key, mut acc) in self.cells.drain(..) {
@@ -147,6 +157,29 @@ impl Batch {
                 .as_mut()
                 .map(Acc::take)
                 .filter(|b| !b.steps.is_empty()),
+            phases: phases
+                .cells()
+                .flat_map(|(target, arch, set)| {
+                    set.iter()
+                        .enumerate()
+                        .filter(|(_, l)| !l.is_empty())
+                        .map(move |(phase, l)| record::PhaseCell {
+                            target,
+                            arch: arch.to_owned(),
+                            phase: phase as u32,
+                            latency: Some(Buckets::of(l.buckets())),
+                        })
+                })
+                .collect(),
+            reasons: phases
+                .reasons()
+                .map(|(target, class, reason, count)| record::ReasonCell {
+                    target,
+                    outcome: class.to_wire(),
+                    reason: reason.to_owned(),
+                    count,
+                })
+                .collect(),
         }
     }
 }

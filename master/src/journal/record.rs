@@ -91,6 +91,42 @@ pub struct Batch {
     /// Open model send lag: bucket indexes and their counts.
     #[prost(message, optional, tag = "5")]
     pub send_lag: Option<Buckets>,
+    /// Phases per (target, arch, phase); absent from journals older than phases, which
+    /// replay with none.
+    #[prost(message, repeated, tag = "6")]
+    pub phases: Vec<PhaseCell>,
+    /// Failed requests per (target, outcome, reason).
+    #[prost(message, repeated, tag = "7")]
+    pub reasons: Vec<ReasonCell>,
+}
+
+/// One phase's latencies of one (target, arch) over the batch (phases are not in the series,
+/// so no interval).
+#[derive(Clone, PartialEq, Message)]
+pub struct PhaseCell {
+    #[prost(uint32, tag = "1")]
+    pub target: u32,
+    #[prost(string, tag = "2")]
+    pub arch: String,
+    /// Index into `outcome::PHASES`.
+    #[prost(uint32, tag = "3")]
+    pub phase: u32,
+    #[prost(message, optional, tag = "4")]
+    pub latency: Option<Buckets>,
+}
+
+/// Failed requests of one (target, outcome) for one reason over the batch.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReasonCell {
+    #[prost(uint32, tag = "1")]
+    pub target: u32,
+    /// The wire outcome (`stampede_proto::Outcome`).
+    #[prost(int32, tag = "2")]
+    pub outcome: i32,
+    #[prost(string, tag = "3")]
+    pub reason: String,
+    #[prost(uint64, tag = "4")]
+    pub count: u64,
 }
 
 /// One counted report: who sent it, its number, its interval.

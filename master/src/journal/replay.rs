@@ -189,8 +189,101 @@ fn replay_batch(agg: &mut Aggregator, b: record::Batch) {
             &latency,
         );
     }
+    for p in b.phases {
+        let latency = p.latency.map(|l| Latencies::from_buckets(l.pairs()));
+        let latency = latency.unwrap_or_default();
+        let phases = agg.phases_mut();
+        phases.add_phase(p.target, &p.arch, p.phase as usize, &latency);
+    }
+    for r in b.reasons {
+        if let Some(class) = Class::from_wire(r.outcome) {
+            agg.phases_mut()
+                .add_reason(r.target, class, &r.reason, r.count);
+        }
+    }
     agg.add_dropped(b.dropped);
     if let Some(lag) = b.send_lag {
         agg.add_send_lag(&Latencies::from_buckets(lag.pairs()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use stampede_proto::hdr::new_histogram;
+
+    use super::*;
+    use crate::journal::Batch;
+    use crate::stats::{PhaseSeries, ReasonCount, Report, figures};
+
+    fn report(seq: u64) -> Report {
+        let mut h = new_histogram();
+        h.record_n(20_000 + seq, 3).unwrap();
+        Report {
+            run_id: "run".into(),
+            worker_id: "w".into(),
+            seq,
+            start_ms: (seq - 1) * 1000,
+            end_ms: seq * 1000,
+            users: 1,
+            is_final: false,
+            dropped: 0,
+            completed_stage: 0,
+            series: Vec::new(),
+            send_lag: None,
+            phases: vec![PhaseSeries {
+                target: 0,
+                arch: "arm64".into(),
+                phase: 3,
+                hist: Latencies::from(&h),
+            }],
+            reasons: vec![ReasonCount {
+                target: 0,
+                class: Class::Error(4),
+                reason: "unknown issuer".into(),
+                count: seq,
+            }],
+        }
+    }
+
+    /// What a resumed or recovered run reads back holds the phases and reasons the live run
+    /// counted, exactly: the batches go through their encoding as the journal writes them.
+    #[test]
+    fn phases_and_reasons_survive_the_journal() {
+        let target = TargetInfo {
+            name: "arm".into(),
+            arch: "arm64".into(),
+        };
+        let mut live = Aggregator::new("run".into(), 1000, vec![target.clone()], 1);
+        let mut replayed = Aggregator::new("run".into(), 1000, vec![target], 1);
+        let mut batch = Batch::default();
+        for seq in 1..=4 {
+            let r = report(seq);
+            let counted = live.ingest("w", &r).unwrap();
+            let bucket = match counted {
+                crate::stats::Ingested::Counted { bucket } => bucket,
+                crate::stats::Ingested::Duplicate => None,
+            };
+            batch.add("w", &r, bucket);
+            if seq % 2 == 0 {
+                let bytes = batch.take(seq * 1000).encode_to_vec();
+                let read = record::Batch::decode(bytes.as_slice()).unwrap();
+                replay_batch(&mut replayed, read);
+            }
+        }
+        let (a, b) = (live.phases(), replayed.phases());
+        assert_eq!(figures(&a.totals()), figures(&b.totals()));
+        assert_eq!(figures(&b.totals())["ttfb"].count, 12);
+        assert_eq!(a.totals()[3], b.totals()[3]);
+        assert_eq!(a.failures(&["arm"]), b.failures(&["arm"]));
+        assert_eq!(b.failures(&["arm"])[0].count, 1 + 2 + 3 + 4);
+        // A journal written before phases existed (no fields 6 and 7) replays with none.
+        let old = record::Batch {
+            at_ms: 1,
+            ..Default::default()
+        };
+        let mut fresh = Aggregator::new("run".into(), 1000, Vec::new(), 1);
+        replay_batch(&mut fresh, old);
+        assert!(fresh.phases().failures(&[]).is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! The outcome of a run: the whole `stampede.summary.v1` schema in one place (the top level,
-//! the figures of a group of requests, the series, the capacity and cost sections, threshold
+//! the figures of a group of requests, the series, the phases and failure reasons, the capacity and cost sections, threshold
 //! outcomes), how it is written and read, and what is judged on it alone (thresholds, cost, the
 //! comparison to the baseline arch). Views, reports and anything reading a summary file use
 //! these types; nothing here knows how the figures were counted.
@@ -12,6 +12,7 @@ mod cost;
 mod file;
 pub mod hdr;
 mod judge;
+mod phases;
 mod pricing;
 mod series;
 mod summary;
@@ -22,6 +23,7 @@ pub use capacity::{ArchCapacity, CapacityComparison, CapacityReport, End, Phase,
 pub use cost::{ArchCost, Basis, CostReport};
 pub use file::{with_suffix, write_atomically};
 pub use judge::{judge_all, measured};
+pub use phases::{FailureRow, PHASES, PhaseFigures, PhasesMs};
 pub use pricing::evaluate as cost_of;
 pub use series::{ArchPoint, SeriesPoint};
 pub use summary::*;

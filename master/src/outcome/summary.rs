@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::capacity::CapacityReport;
 use super::cost::CostReport;
 use super::file::write_atomically;
+use super::phases::{FailureRow, PhasesMs};
 use super::series::SeriesPoint;
 use super::thresholds::Outcome;
 
@@ -71,6 +72,9 @@ pub struct Summary {
     /// A recovered run: how far its journal went, and what it cannot hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<Recovered>,
+    /// Failed requests by (target, kind, reason), as the workers classified them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailureRow>,
 }
 
 /// A time no master ran, seconds from the run's start.
@@ -139,6 +143,10 @@ pub struct Results {
     /// The full latency histogram: base64 of HdrHistogram V2 + deflate, µs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hdr: Option<String>,
+    /// Connection and response phases (DNS, connect, TLS, time to first byte), ms; on the
+    /// totals, arches and targets.
+    #[serde(default, skip_serializing_if = "PhasesMs::is_empty")]
+    pub phases_ms: PhasesMs,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -7,6 +7,10 @@
 //!   then `Aggregated`; the percentiles are the interval's, the `Total …` columns cumulative.
 //! - `PREFIX_failures.csv`: failures by request, arch and cause.
 //!
+//! And two of stampede's own: `PREFIX_phases.csv` (DNS, connect, TLS and time-to-first-byte
+//! figures per arch, target and in total) and `PREFIX_failure_reasons.csv` (failed requests
+//! per target, kind and reason).
+//!
 //! Times are milliseconds, as in Locust. stampede does not measure body sizes: the content
 //! size columns are 0.
 
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 
 use super::{ReportError, histogram, with_suffix, write_atomically};
-use crate::outcome::{Results, Summary};
+use crate::outcome::{PHASES, PhasesMs, Results, Summary};
 use stampede_proto::hdr::new_histogram;
 
 /// Locust's percentile columns and the quantiles they stand for.
@@ -68,12 +72,20 @@ pub const HISTORY_COLUMNS_TAIL: [&str; 7] = [
 
 pub const FAILURES_COLUMNS: [&str; 4] = ["Method", "Name", "Error", "Occurrences"];
 
+pub const PHASES_COLUMNS: [&str; 9] = [
+    "Type", "Name", "Arch", "Phase", "Count", "p50 ms", "p90 ms", "p99 ms", "Max ms",
+];
+
+pub const REASONS_COLUMNS: [&str; 4] = ["Target", "Kind", "Reason", "Count"];
+
 /// Writes the three files; returns their paths.
 pub fn write_all(summary: &Summary, prefix: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let files = [
         ("_stats.csv", stats(summary)?),
         ("_stats_history.csv", history(summary)?),
         ("_failures.csv", failures(summary)),
+        ("_phases.csv", phases(summary)),
+        ("_failure_reasons.csv", reasons(summary)),
     ];
     let mut out = Vec::new();
     for (suffix, rows) in files {
@@ -284,8 +296,59 @@ pub fn failures(summary: &Summary) -> Rows {
     rows
 }
 
+/// `_phases.csv`: a row per (group, phase that happened): arches, targets, then the total.
+pub fn phases(summary: &Summary) -> Rows {
+    let mut rows = vec![header(&[&PHASES_COLUMNS[..]])];
+    let mut groups: Vec<(&str, &str, &str, &PhasesMs)> = summary
+        .by_arch
+        .iter()
+        .map(|(arch, r)| ("arch", arch.as_str(), arch.as_str(), &r.phases_ms))
+        .collect();
+    groups.extend(summary.by_target.iter().map(|(name, t)| {
+        (
+            "target",
+            name.as_str(),
+            t.arch.as_str(),
+            &t.results.phases_ms,
+        )
+    }));
+    groups.push(("total", "Aggregated", "", &summary.totals.phases_ms));
+    for (kind, name, arch, phases) in groups {
+        for phase in PHASES {
+            let Some(f) = phases.get(phase) else { continue };
+            rows.push(vec![
+                kind.to_owned(),
+                name.to_owned(),
+                arch.to_owned(),
+                phase.to_owned(),
+                f.count.to_string(),
+                f.p50.to_string(),
+                f.p90.to_string(),
+                f.p99.to_string(),
+                f.max.to_string(),
+            ]);
+        }
+    }
+    rows
+}
+
+/// `_failure_reasons.csv`.
+pub fn reasons(summary: &Summary) -> Rows {
+    let mut rows = vec![header(&[&REASONS_COLUMNS[..]])];
+    rows.extend(summary.failures.iter().map(|f| {
+        vec![
+            f.target.clone(),
+            f.kind.clone(),
+            f.reason.clone(),
+            f.count.to_string(),
+        ]
+    }));
+    rows
+}
+
 fn describe_cause(cause: &str) -> String {
     match cause {
+        "tls" => "transport error: TLS (handshake or certificate)".to_owned(),
         "connect" => "transport error: connection refused or failed".to_owned(),
         "reset" => "transport error: connection reset".to_owned(),
         "timeout" => "transport error: timeout".to_owned(),
@@ -297,6 +360,56 @@ fn describe_cause(cause: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phases_and_reasons_files() {
+        use crate::outcome::{FailureRow, PhaseFigures, TargetResults};
+        let figures = PhaseFigures {
+            count: 3,
+            p50: 1.5,
+            p90: 2.0,
+            p99: 2.5,
+            max: 3.0,
+        };
+        let results = Results {
+            phases_ms: [("connect".to_owned(), figures)].into(),
+            ..Results::default()
+        };
+        let summary = Summary {
+            totals: results.clone(),
+            by_arch: [("arm64".to_owned(), results.clone())].into(),
+            by_target: [(
+                "arm".to_owned(),
+                TargetResults {
+                    arch: "arm64".into(),
+                    results,
+                },
+            )]
+            .into(),
+            failures: vec![FailureRow {
+                target: "arm".into(),
+                kind: "tls".into(),
+                reason: "expired".into(),
+                count: 2,
+            }],
+            ..Summary::default()
+        };
+        let rows = phases(&summary);
+        assert_eq!(rows[0], PHASES_COLUMNS);
+        assert_eq!(
+            rows[1],
+            [
+                "arch", "arm64", "arm64", "connect", "3", "1.5", "2", "2.5", "3"
+            ]
+        );
+        assert_eq!(rows[2][..4], ["target", "arm", "arm64", "connect"]);
+        assert_eq!(rows[3][..4], ["total", "Aggregated", "", "connect"]);
+        assert_eq!(reasons(&summary)[1], ["arm", "tls", "expired", "2"]);
+        assert_eq!(
+            describe_cause("tls"),
+            "transport error: TLS (handshake or certificate)"
+        );
+    }
 
     #[test]
     fn headers_are_locusts() {

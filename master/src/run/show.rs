@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use super::fleet::Fleet;
-use crate::outcome::SeriesPoint;
+use crate::outcome::{PHASES, PhaseFigures, SeriesPoint};
 use crate::scenario::ValidLoad;
-use crate::stats::{Aggregator, Tally, max_ms, quantile_ms};
-use crate::view::{Ratio, Row, Snapshot, WorkerRow};
+use crate::stats::{Aggregator, PhaseSet, Tally, max_ms, quantile_ms};
+use crate::view::{PhaseRow, Ratio, Row, Snapshot, WorkerRow};
 
 /// The parts of a snapshot that come from the controller's own state.
 pub struct Progress {
@@ -57,6 +57,35 @@ fn new_points(agg: &Aggregator, shown: usize) -> Vec<SeriesPoint> {
             p
         })
         .collect()
+}
+
+/// The rows of one phase set: phases that happened, in `PHASES` order.
+fn phase_rows(target: &str, arch: &str, set: &PhaseSet) -> impl Iterator<Item = PhaseRow> {
+    PHASES
+        .iter()
+        .zip(set)
+        .filter(|(_, l)| !l.is_empty())
+        .map(move |(phase, l)| PhaseRow {
+            target: target.to_owned(),
+            arch: arch.to_owned(),
+            phase,
+            figures: PhaseFigures::of(&l.histogram()),
+        })
+}
+
+/// Phases per arch, then per (target, arch), as the views show them.
+fn phases(agg: &Aggregator) -> Vec<PhaseRow> {
+    let book = agg.phases();
+    let mut rows: Vec<PhaseRow> = book
+        .by_arch()
+        .iter()
+        .flat_map(|(arch, set)| phase_rows("", arch, set).collect::<Vec<_>>())
+        .collect();
+    for (target, arch, set) in book.cells() {
+        let name = agg.targets().get(target as usize).map_or("?", |t| &t.name);
+        rows.extend(phase_rows(name, arch, set));
+    }
+    rows
 }
 
 pub fn snapshot(
@@ -138,6 +167,11 @@ pub fn snapshot(
         late_requests: agg.late_requests(),
         master_wait: Duration::ZERO,
         notices: progress.notices,
+        phases: phases(agg),
+        failures: {
+            let names: Vec<&str> = agg.targets().iter().map(|t| t.name.as_str()).collect();
+            agg.phases().failures(&names)
+        },
     }
 }
 
@@ -185,6 +219,8 @@ mod tests {
                 hist: Latencies::from(&h),
             }],
             send_lag: None,
+            phases: Vec::new(),
+            reasons: Vec::new(),
         }
     }
 

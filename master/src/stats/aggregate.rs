@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use stampede_proto::hdr::new_histogram;
 
 use super::latencies::Latencies;
+use super::phases::PhaseBook;
 use super::report::Report;
 use super::tally::{Class, Tally, quantile_ms};
 use crate::outcome::{self, ArchPoint, SeriesPoint};
@@ -98,6 +99,8 @@ pub struct Aggregator {
     /// Open model: how late arrivals' requests started (µs), over the whole run.
     send_lag: Option<Histogram<u64>>,
     late: u64,
+    /// Phases and failure reasons, cumulative (not in the series).
+    phases: PhaseBook,
 }
 
 impl Aggregator {
@@ -122,6 +125,7 @@ impl Aggregator {
             dropped: 0,
             send_lag: None,
             late: 0,
+            phases: PhaseBook::default(),
         }
     }
 
@@ -179,7 +183,27 @@ impl Aggregator {
                 &s.hist,
             );
         }
+        for p in &report.phases {
+            if !self.arches.contains(&p.arch) {
+                self.arches.insert(p.arch.clone());
+            }
+            self.phases.add_phase(p.target, &p.arch, p.phase, &p.hist);
+        }
+        for r in &report.reasons {
+            self.phases
+                .add_reason(r.target, r.class, &r.reason, r.count);
+        }
         Ok(Ingested::Counted { bucket })
+    }
+
+    /// Phases and failure reasons counted so far.
+    pub fn phases(&self) -> &PhaseBook {
+        &self.phases
+    }
+
+    /// The same, to replay a journal into.
+    pub fn phases_mut(&mut self) -> &mut PhaseBook {
+        &mut self.phases
     }
 
     /// Marks report `seq` of `source` counted; false when it already was.
@@ -261,6 +285,17 @@ impl Aggregator {
             }
             if !self.arches.contains(&s.arch) {
                 new_arches.insert(s.arch.as_str());
+            }
+        }
+        let targets = report.phases.iter().map(|p| (p.target, Some(&p.arch)));
+        let targets = targets.chain(report.reasons.iter().map(|r| (r.target, None)));
+        for (target, arch) in targets {
+            if target as usize >= self.targets.len() {
+                return Err(IngestError::UnknownTarget(target));
+            }
+            // A phase's arch label counts against the bound like a series' does.
+            if let Some(arch) = arch.filter(|a| !self.arches.contains(*a)) {
+                new_arches.insert(arch.as_str());
             }
         }
         if self.arches.len() + new_arches.len() > MAX_ARCHES {

@@ -78,6 +78,55 @@ impl Latencies {
         Latencies { buckets, total }
     }
 
+    /// Adds `other`'s counts, bucket by bucket: a merge of two sorted lists, so a sparse
+    /// histogram (a phase's) stays as small as the buckets it fills.
+    pub fn merge(&mut self, other: &Latencies) {
+        if other.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x.0 == y.0 => {
+                    a.next();
+                    b.next();
+                    (x.0, x.1.saturating_add(y.1))
+                }
+                (Some(&&x), Some(&&y)) if x.0 < y.0 => {
+                    a.next();
+                    x
+                }
+                (_, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, None) => break,
+            };
+            merged.push(next);
+        }
+        self.buckets = merged;
+        self.total = self.total.saturating_add(other.total);
+    }
+
+    /// The same counts as an hdrhistogram, to read figures from.
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut h = hdr::new_histogram();
+        self.add_to(&mut h);
+        h
+    }
+
     /// Adds these counts to `h`, which must have stampede's bounds.
     pub fn add_to(&self, h: &mut Histogram<u64>) {
         for &(index, count) in &self.buckets {
@@ -363,5 +412,21 @@ mod tests {
         assert_eq!(decoder.decode(&bytes), Err(LatenciesError::Bounds));
         // The decoder still works after all that.
         assert_eq!(decoder.decode(&good).unwrap().len(), spread(1000, 3).len());
+    }
+
+    /// Merging sparse lists gives the histogram of all the values (the oracle: hdrhistogram).
+    #[test]
+    fn merging_sparse_latencies_equals_recording_everything() {
+        let (a, b) = (spread(3000, 7), spread(2000, 11));
+        let mut all = a.clone();
+        all.add(&b).unwrap();
+        let mut merged = Latencies::from(&a);
+        merged.merge(&Latencies::from(&b));
+        merged.merge(&Latencies::default());
+        assert_eq!(merged.histogram(), all);
+        assert_eq!(merged.len(), all.len());
+        let mut empty = Latencies::default();
+        empty.merge(&Latencies::from(&b));
+        assert_eq!(empty.histogram(), b);
     }
 }

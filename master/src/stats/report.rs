@@ -2,6 +2,7 @@
 //! from what a worker sent, with its histograms kept as their non-empty buckets.
 
 use super::latencies::Latencies;
+use super::phases::{PhaseSeries, ReasonCount};
 use super::tally::Class;
 
 /// One key of one interval, decoded.
@@ -32,6 +33,10 @@ pub struct Report {
     pub series: Vec<Series>,
     /// Open model: how late each sent arrival's request started (µs).
     pub send_lag: Option<Latencies>,
+    /// Connection and response phases per (target, arch, phase).
+    pub phases: Vec<PhaseSeries>,
+    /// Failed requests per (target, outcome, reason).
+    pub reasons: Vec<ReasonCount>,
 }
 
 impl Report {

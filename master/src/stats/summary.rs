@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::Aggregator;
+use super::phases::figures;
 use crate::outcome::{
     self, CapacityReport, Comparison, Delays, Latency, MasterLoad, RequestResults, Results, SCHEMA,
     Summary, TargetResults, WorkerRecord,
@@ -33,8 +34,11 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
     let d = facts.duration.as_secs_f64();
     let scenario_json = scenario::redacted(&facts.scenario.file);
     let series = agg.series().to_vec();
+    let phases = agg.phases();
     let mut totals = agg.totals().results(d, true);
     totals.rps_peak = series.iter().map(|p| p.rps).reduce(f64::max);
+    totals.phases_ms = figures(&phases.totals());
+    let mut phases_by_arch = phases.by_arch();
     let by_arch: BTreeMap<String, Results> = agg
         .by_arch()
         .iter()
@@ -44,6 +48,9 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
                 .iter()
                 .filter_map(|p| p.by_arch.get(arch).map(|a| a.rps))
                 .reduce(f64::max);
+            if let Some(set) = phases_by_arch.remove(arch) {
+                r.phases_ms = figures(&set);
+            }
             (arch.clone(), r)
         })
         .collect();
@@ -51,14 +58,19 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
         .targets()
         .iter()
         .zip(agg.by_target())
-        .map(|(info, t)| {
+        .zip(phases.by_target(agg.targets().len()))
+        .map(|((info, t), set)| {
+            let mut results = t.results(d, true);
+            results.phases_ms = figures(&set);
             let entry = TargetResults {
                 arch: info.arch.clone(),
-                results: t.results(d, true),
+                results,
             };
             (info.name.clone(), entry)
         })
         .collect();
+    let names: Vec<&str> = agg.targets().iter().map(|t| t.name.as_str()).collect();
+    let failures = phases.failures(&names);
     let requests = &facts.scenario.file.requests;
     let by_request = agg
         .by_request_arch()
@@ -103,6 +115,7 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
         ended: None,
         outages: Vec::new(),
         recovered: None,
+        failures,
     };
     summary.cost = (facts.scenario.file.cost.as_ref()).map(|c| outcome::cost_of(c, &summary));
     summary
@@ -174,6 +187,8 @@ users = 1
                 hist: Latencies::from(&h),
             }],
             send_lag: None,
+            phases: Vec::new(),
+            reasons: Vec::new(),
         }
     }
 

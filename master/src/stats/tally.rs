@@ -168,6 +168,8 @@ impl Tally {
             error_ratio: self.error_ratio(),
             latency_ms: Latency::of(&latency),
             hdr: with_hdr.then(|| outcome::hdr::encode(&latency)),
+            // Phases are kept beside the tallies; the summary adds them.
+            phases_ms: Default::default(),
         }
     }
 }

@@ -51,6 +51,23 @@ fn row_line(kind: &str, r: &Row) -> String {
     )
 }
 
+/// TLS errors so far with their reasons, when there are any: a certificate the workers do not
+/// trust fails every request, and the status block should say why at once.
+fn tls_errors(s: &Snapshot) -> Option<String> {
+    let n = s.totals.error_kinds[4];
+    if n == 0 {
+        return None;
+    }
+    let mut reasons: std::collections::BTreeMap<&str, u64> = Default::default();
+    for f in s.failures.iter().filter(|f| f.kind == "tls") {
+        *reasons.entry(f.reason.as_str()).or_default() += f.count;
+    }
+    let mut reasons: Vec<(&str, u64)> = reasons.into_iter().collect();
+    reasons.sort_by_key(|&(_, c)| std::cmp::Reverse(c));
+    let why: Vec<String> = reasons.iter().map(|(r, c)| format!("{r} {c}")).collect();
+    Some(format!("  tls errors: {n} ({})", why.join(", ")))
+}
+
 /// The status block for one snapshot.
 pub fn render(s: &Snapshot) -> String {
     let mut lines = vec![format!(
@@ -80,6 +97,9 @@ pub fn render(s: &Snapshot) -> String {
             "  late: {} requests reported after their interval closed (in the totals, not in the series)",
             s.late_requests
         ));
+    }
+    if let Some(line) = tls_errors(s) {
+        lines.push(line);
     }
     lines.extend(s.notices.iter().map(|n| format!("  ! {n}")));
     lines.join("\n")
@@ -191,6 +211,25 @@ mod tests {
         let block = render(&snapshot);
         assert!(block.contains("late: 3 requests"), "{block}");
         assert!(!render(&Snapshot::default()).contains("late"));
+        let tls = Snapshot {
+            totals: Row {
+                error_kinds: [0, 0, 0, 0, 7],
+                ..Row::default()
+            },
+            failures: vec![crate::outcome::FailureRow {
+                target: "arm".into(),
+                kind: "tls".into(),
+                reason: "unknown issuer".into(),
+                count: 7,
+            }],
+            ..Snapshot::default()
+        };
+        let block = render(&tls);
+        assert!(
+            block.contains("tls errors: 7 (unknown issuer 7)"),
+            "{block}"
+        );
+        assert!(!render(&Snapshot::default()).contains("tls errors"));
         let summary = Summary {
             late_requests: 3,
             ..Summary::default()

@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet, text};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, text};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
@@ -26,8 +26,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::View;
-use super::snapshot::{Row, Snapshot};
-use crate::outcome::{ERROR_KINDS, Summary};
+use super::families::{Labels, counter, gauge};
+use super::phase_metrics::encode_phases;
+use super::snapshot::{PhaseRow, Row, Snapshot};
+use crate::outcome::{ERROR_KINDS, FailureRow, Summary};
 
 /// Content type of [`Metrics::encode`]'s text (OpenMetrics, which Prometheus scrapes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -57,6 +59,8 @@ struct Figures {
     workers: usize,
     by_arch: Vec<Row>,
     by_target: Vec<Row>,
+    phases: Vec<PhaseRow>,
+    failures: Vec<FailureRow>,
     finished: bool,
 }
 
@@ -120,6 +124,8 @@ impl View for Metrics {
         f.workers = s.workers.len();
         f.by_arch.clone_from(&s.by_arch);
         f.by_target.clone_from(&s.by_target);
+        f.phases.clone_from(&s.phases);
+        f.failures.clone_from(&s.failures);
     }
 
     fn finish(&mut self, _summary: &Summary) {
@@ -197,11 +203,10 @@ impl Collector for RunCollector {
             "by target (with its declared arch)",
             &f.by_target,
             target_labels,
-        )
+        )?;
+        encode_phases(&mut enc, &f.phases, &f.failures)
     }
 }
-
-type Labels = Vec<(&'static str, String)>;
 
 /// The families of one group of rows (`arch` or `target`): requests, responses by status class,
 /// transport errors by kind, throughput now and latency quantiles.
@@ -265,20 +270,6 @@ fn encode_rows(
     )
 }
 
-fn counter(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: impl Iterator<Item = (Labels, u64)>,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in samples {
-        m.encode_family(&labels)?
-            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
-    }
-    Ok(())
-}
-
 fn gauge_one(
     enc: &mut DescriptorEncoder,
     name: &str,
@@ -288,20 +279,6 @@ fn gauge_one(
 ) -> Result<(), std::fmt::Error> {
     enc.encode_descriptor(name, help, unit, MetricType::Gauge)?
         .encode_gauge(&value)
-}
-
-fn gauge(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<&Unit>,
-    samples: impl Iterator<Item = (Labels, f64)>,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        m.encode_family(&labels)?.encode_gauge(&value)?;
-    }
-    Ok(())
 }
 
 /// Binds the metrics listener (a port of 0 picks a free one).

@@ -6,15 +6,17 @@
 //! controller or the aggregator.
 
 mod command;
+mod families;
 pub mod headless;
 pub mod metrics;
+mod phase_metrics;
 mod snapshot;
 pub mod tui;
 
 pub use command::Command;
 pub use headless::Headless;
 pub use metrics::Metrics;
-pub use snapshot::{Ratio, Row, Snapshot, WorkerRow};
+pub use snapshot::{PhaseRow, Ratio, Row, Snapshot, WorkerRow};
 pub use tui::Tui;
 
 use tokio::sync::mpsc;

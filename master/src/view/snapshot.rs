@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::outcome::{self, SeriesPoint};
+use crate::outcome::{self, FailureRow, PhaseFigures, SeriesPoint};
 use crate::scenario::Limit;
 
 /// One line of the comparison table.
@@ -87,6 +87,23 @@ pub struct WorkerRow {
     pub state: &'static str,
 }
 
+/// One phase of one arch (target empty) or one (target, arch), so far.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PhaseRow {
+    pub target: String,
+    pub arch: String,
+    /// One of `outcome::PHASES`.
+    pub phase: &'static str,
+    pub figures: PhaseFigures,
+}
+
+/// `phase`'s p99 (ms) of `arch` among arch rows; `None` while it has not happened.
+pub fn phase_p99(rows: &[PhaseRow], arch: &str, phase: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.target.is_empty() && r.arch == arch && r.phase == phase)
+        .map(|r| r.figures.p99)
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
     pub name: String,
@@ -119,4 +136,8 @@ pub struct Snapshot {
     pub master_wait: Duration,
     /// Lines worth telling the user about (a worker left, a report was rejected).
     pub notices: Vec<String>,
+    /// Phases so far: per serving arch (target empty), then per (target, arch).
+    pub phases: Vec<PhaseRow>,
+    /// Failed requests by (target, kind, reason) so far, largest first within a target.
+    pub failures: Vec<FailureRow>,
 }

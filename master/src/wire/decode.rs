@@ -3,7 +3,7 @@
 
 use stampede_proto as pb;
 
-use crate::stats::{Class, Decoder, LatenciesError, Report, Series};
+use crate::stats::{Class, Decoder, LatenciesError, PhaseSeries, ReasonCount, Report, Series};
 
 /// Longest arch label accepted; arch labels come from response headers, i.e. the network.
 pub const MAX_ARCH_LEN: usize = 64;
@@ -15,6 +15,12 @@ pub const MAX_SERIES: usize = 1024;
 pub const MAX_REQUESTS: u64 = 10_000_000_000;
 /// Latest interval end accepted, ms since the worker started the run (100 days).
 pub const MAX_END_MS: u64 = 100 * 24 * 3600 * 1000;
+/// Most phase series one report may carry (targets × arches × 4 phases stays far below).
+pub const MAX_PHASES: usize = 1024;
+/// Most failure reason rows one report may carry.
+pub const MAX_REASON_ROWS: usize = 1024;
+/// Longest failure reason accepted (workers send short names from a fixed set).
+pub const MAX_REASON_LEN: usize = 64;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
@@ -40,6 +46,18 @@ pub enum DecodeError {
     SendLag(String),
     #[error("interval end {0} ms is past any possible run")]
     AbsurdTime(u64),
+    #[error("{0} phase series in one report (at most {MAX_PHASES})")]
+    TooManyPhases(usize),
+    #[error("phase series {index}: arch label empty or longer than {MAX_ARCH_LEN} bytes")]
+    PhaseArch { index: usize },
+    #[error("phase series {index}: {message}")]
+    PhaseHistogram { index: usize, message: String },
+    #[error("{0} failure reasons in one report (at most {MAX_REASON_ROWS})")]
+    TooManyReasons(usize),
+    #[error("failure reason {index}: unknown outcome {value}")]
+    ReasonOutcome { index: usize, value: i32 },
+    #[error("failure reason {index}: empty or longer than {MAX_REASON_LEN} bytes")]
+    BadReason { index: usize },
 }
 
 thread_local! {
@@ -99,6 +117,8 @@ pub fn decode_with(decoder: &mut Decoder, report: pb::Report) -> Result<Report, 
         }
         Some(lag)
     };
+    let phases = decode_phases(decoder, report.phases)?;
+    let reasons = decode_reasons(report.errors)?;
     Ok(Report {
         run_id: report.run_id,
         worker_id: report.worker_id,
@@ -111,7 +131,83 @@ pub fn decode_with(decoder: &mut Decoder, report: pb::Report) -> Result<Report, 
         completed_stage: report.completed_stage,
         series,
         send_lag,
+        phases,
+        reasons,
     })
+}
+
+/// The phase series, checked like the latency series; a phase this master does not know (a
+/// newer worker's) is left out rather than refusing the report's requests.
+fn decode_phases(
+    decoder: &mut Decoder,
+    phases: Vec<pb::PhaseSeries>,
+) -> Result<Vec<PhaseSeries>, DecodeError> {
+    if phases.len() > MAX_PHASES {
+        return Err(DecodeError::TooManyPhases(phases.len()));
+    }
+    let mut out = Vec::with_capacity(phases.len());
+    for (index, p) in phases.into_iter().enumerate() {
+        let phase = match pb::Phase::try_from(p.phase) {
+            Ok(pb::Phase::Dns) => 0,
+            Ok(pb::Phase::Connect) => 1,
+            Ok(pb::Phase::Tls) => 2,
+            Ok(pb::Phase::Ttfb) => 3,
+            Ok(pb::Phase::Unspecified) | Err(_) => continue,
+        };
+        if p.arch.is_empty() || p.arch.len() > MAX_ARCH_LEN {
+            return Err(DecodeError::PhaseArch { index });
+        }
+        let bad = |message: String| DecodeError::PhaseHistogram { index, message };
+        let hist = decoder.decode(&p.hdr).map_err(|e| bad(e.to_string()))?;
+        if hist.len() != p.count {
+            return Err(bad(format!(
+                "count {} but the histogram holds {}",
+                p.count,
+                hist.len()
+            )));
+        }
+        if hist.len() > MAX_REQUESTS {
+            return Err(DecodeError::AbsurdCount);
+        }
+        out.push(PhaseSeries {
+            target: p.target,
+            arch: p.arch,
+            phase,
+            hist,
+        });
+    }
+    Ok(out)
+}
+
+fn decode_reasons(errors: Vec<pb::ErrorReason>) -> Result<Vec<ReasonCount>, DecodeError> {
+    if errors.len() > MAX_REASON_ROWS {
+        return Err(DecodeError::TooManyReasons(errors.len()));
+    }
+    let claimed = errors
+        .iter()
+        .try_fold(0u64, |sum, e| sum.checked_add(e.count));
+    if claimed.is_none_or(|n| n > MAX_REQUESTS) {
+        return Err(DecodeError::AbsurdCount);
+    }
+    errors
+        .into_iter()
+        .enumerate()
+        .map(|(index, e)| {
+            let class = Class::from_wire(e.outcome).ok_or(DecodeError::ReasonOutcome {
+                index,
+                value: e.outcome,
+            })?;
+            if e.reason.is_empty() || e.reason.len() > MAX_REASON_LEN {
+                return Err(DecodeError::BadReason { index });
+            }
+            Ok(ReasonCount {
+                target: e.target,
+                class,
+                reason: e.reason,
+                count: e.count,
+            })
+        })
+        .collect()
 }
 
 fn decode_series(
@@ -318,6 +414,62 @@ mod tests {
         let mut r = report_with(series(&new_histogram(), 0));
         r.end_ms = u64::MAX;
         assert!(matches!(decode(r), Err(DecodeError::AbsurdTime(_))));
+    }
+
+    /// Phases and reasons decode with their counts; bad ones are refused, unknown phases
+    /// (a newer worker's) skipped.
+    #[test]
+    fn phases_and_reasons_decode_and_are_checked() {
+        let mut h = new_histogram();
+        h.record_n(20_000, 3).unwrap();
+        let phase = |phase: pb::Phase, count: u64| pb::PhaseSeries {
+            target: 0,
+            arch: "arm64".into(),
+            phase: phase as i32,
+            count,
+            hdr: encode(&h),
+        };
+        let reason = |reason: &str| pb::ErrorReason {
+            target: 0,
+            outcome: pb::Outcome::ErrorTls as i32,
+            reason: reason.into(),
+            count: 2,
+        };
+        let mut r = report_with(series(&new_histogram(), 0));
+        r.phases = vec![
+            phase(pb::Phase::Ttfb, 3),
+            pb::PhaseSeries {
+                phase: 42,
+                ..phase(pb::Phase::Tls, 3)
+            },
+        ];
+        r.errors = vec![reason("unknown issuer")];
+        let d = decode(r.clone()).unwrap();
+        assert_eq!(d.phases.len(), 1);
+        assert_eq!((d.phases[0].phase, d.phases[0].hist.len()), (3, 3));
+        assert_eq!(d.reasons[0].class, Class::Error(4));
+        assert_eq!(
+            (d.reasons[0].reason.as_str(), d.reasons[0].count),
+            ("unknown issuer", 2)
+        );
+        let mut bad = r.clone();
+        bad.phases = vec![phase(pb::Phase::Connect, 4)];
+        assert!(matches!(
+            decode(bad),
+            Err(DecodeError::PhaseHistogram { .. })
+        ));
+        let mut bad = r.clone();
+        bad.errors = vec![reason(&"x".repeat(65))];
+        assert!(matches!(decode(bad), Err(DecodeError::BadReason { .. })));
+        let mut bad = r;
+        bad.errors = vec![
+            pb::ErrorReason {
+                count: u64::MAX,
+                ..reason("a")
+            },
+            reason("b"),
+        ];
+        assert_eq!(decode(bad).unwrap_err(), DecodeError::AbsurdCount);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! serves (the oracle), and helpers to run the real binaries.
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};

@@ -1,12 +1,13 @@
 //! The HTML report: one self-contained file (inline CSS and SVG, no script, nothing fetched),
 //! readable on screen and on paper. Verdict first, then the tables and the charts. Here the page
-//! and its tables; the capacity and cost sections, the charts over time, and the workers and
-//! thresholds each in their own file.
+//! and its tables; the phases and failures, the capacity and cost sections, the charts over
+//! time, and the workers and thresholds each in their own file.
 
 use std::fmt::Write;
 
 mod capacity;
 mod over_time;
+mod phases;
 mod sections;
 
 use super::ReportError;
@@ -15,6 +16,7 @@ use super::verdict::{Status, verdict};
 use crate::outcome::{Results, Summary};
 use capacity::{capacity_section, cost_section};
 use over_time::{distribution, over_time};
+use phases::{failures_section, phases_section};
 use sections::{thresholds_section, workers_section};
 
 /// Every chart the report can hold, by element id.
@@ -130,6 +132,8 @@ pub fn render(s: &Summary) -> Result<String, ReportError> {
         .map(|(name, t)| (format!("{} ({})", name, t.arch), String::new(), &t.results))
         .collect();
     results_table(&mut h, "Per target (declared arch)", &targets);
+    phases_section(&mut h, s);
+    failures_section(&mut h, s);
     if let Some(c) = &s.capacity {
         capacity_section(&mut h, c, &arches)?;
     }

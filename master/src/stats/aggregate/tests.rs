@@ -37,6 +37,8 @@ fn report(worker: &str, seq: u64, end_ms: u64, series: Vec<Series>) -> Report {
         completed_stage: 0,
         series,
         send_lag: None,
+        phases: Vec::new(),
+        reasons: Vec::new(),
     }
 }
 
@@ -231,4 +233,39 @@ fn series_buckets_by_interval_and_worker_offset() {
     .unwrap();
     assert_eq!(a.late_requests(), 1);
     assert_eq!(a.totals().requests, 21);
+}
+
+/// Phases and reasons are counted with their report, exactly once: a resend adds nothing, and
+/// a report naming a target the run lacks is refused whole.
+#[test]
+fn phases_and_reasons_count_once_and_name_known_targets() {
+    use crate::stats::{PhaseSeries, ReasonCount};
+    let mut a = agg();
+    let with_phases = |seq: u64, target: u32| Report {
+        phases: vec![PhaseSeries {
+            target,
+            arch: "arm64".into(),
+            phase: 2,
+            hist: series(0, "arm64", Class::Status(2), &[2000, 3000]).hist,
+        }],
+        reasons: vec![ReasonCount {
+            target,
+            class: Class::Error(4),
+            reason: "expired".into(),
+            count: 1,
+        }],
+        ..report("w", seq, seq * 1000, vec![])
+    };
+    ingest(&mut a, &with_phases(1, 0)).unwrap();
+    assert_eq!(ingest(&mut a, &with_phases(1, 0)), Ok(Ingested::Duplicate));
+    ingest(&mut a, &with_phases(2, 0)).unwrap();
+    assert_eq!(
+        ingest(&mut a, &with_phases(3, 9)),
+        Err(IngestError::UnknownTarget(9))
+    );
+    let tls = &a.phases().by_arch()["arm64"][2];
+    assert_eq!(tls.len(), 4);
+    let rows = a.phases().failures(&["arm", "amd"]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].kind.as_str(), rows[0].count), ("tls", 2));
 }

@@ -11,6 +11,8 @@ pub enum Action {
     FewerUsers,
     Export,
     NextView,
+    /// `p`: the phases view, or back to the dashboard.
+    PhasesView,
     ToggleHelp,
     /// Esc: closes the help.
     Dismiss,
@@ -31,6 +33,7 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('-' | '_') => Some(Action::FewerUsers),
         KeyCode::Char('e' | 'E') => Some(Action::Export),
         KeyCode::Tab | KeyCode::BackTab => Some(Action::NextView),
+        KeyCode::Char('p' | 'P') => Some(Action::PhasesView),
         KeyCode::Char('?' | 'h') => Some(Action::ToggleHelp),
         KeyCode::Esc => Some(Action::Dismiss),
         _ => None,

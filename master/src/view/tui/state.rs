@@ -18,22 +18,26 @@ pub enum Tab {
     #[default]
     Dashboard,
     Workers,
+    /// Connect, TLS and TTFB p99 per arch and the failures by reason (key `p`).
+    Phases,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 2] = [Tab::Dashboard, Tab::Workers];
+    pub const ALL: [Tab; 3] = [Tab::Dashboard, Tab::Workers, Tab::Phases];
 
     pub fn title(self) -> &'static str {
         match self {
             Tab::Dashboard => "dashboard",
             Tab::Workers => "workers",
+            Tab::Phases => "phases",
         }
     }
 
     fn next(self) -> Tab {
         match self {
             Tab::Dashboard => Tab::Workers,
-            Tab::Workers => Tab::Dashboard,
+            // Tab keeps to the two views it always had; `p` opens this one.
+            Tab::Workers | Tab::Phases => Tab::Dashboard,
         }
     }
 }
@@ -81,6 +85,13 @@ impl UiState {
             Action::Export => Effect::Send(Command::Export),
             Action::NextView => {
                 self.tab = self.tab.next();
+                Effect::Redraw
+            }
+            Action::PhasesView => {
+                self.tab = match self.tab {
+                    Tab::Phases => Tab::Dashboard,
+                    _ => Tab::Phases,
+                };
                 Effect::Redraw
             }
             Action::ToggleHelp => {

@@ -1,10 +1,11 @@
 //! Drawing: a pure function of the view's state and the latest snapshot, so every screen can be
 //! rendered into ratatui's `TestBackend` and read back in tests. Here the frame, its header and
-//! footer; the dashboard (table, charts, events), the workers view with the help, and the
-//! colours and number formats each in their own file.
+//! footer; the dashboard (table, charts, events), the workers view with the help, the phases
+//! view, and the colours and number formats each in their own file.
 
 mod dashboard;
 mod format;
+mod phases;
 mod workers;
 
 use ratatui::Frame;
@@ -17,6 +18,7 @@ use super::super::snapshot::Snapshot;
 use super::state::{Tab, UiState};
 use dashboard::draw_dashboard;
 use format::{clock, shorten};
+use phases::draw_phases;
 use workers::{draw_help, draw_workers};
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ pub fn draw(frame: &mut Frame, state: &UiState, snap: &Snapshot) {
     match state.tab {
         Tab::Dashboard => draw_dashboard(frame, body, state, snap),
         Tab::Workers => draw_workers(frame, body, state, snap),
+        Tab::Phases => draw_phases(frame, body, snap),
     }
     draw_footer(frame, footer, state, snap);
     if state.help {

@@ -105,6 +105,8 @@ fn snapshot() -> Snapshot {
         late_requests: 0,
         master_wait: Duration::ZERO,
         notices: vec![],
+        phases: Vec::new(),
+        failures: Vec::new(),
     }
 }
 
@@ -310,4 +312,91 @@ fn numbers_fit_their_columns() {
     assert_eq!(nice_ceiling(1000.0), 1000.0);
     assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
     assert_eq!(shorten("abcdef", 4), "abc…");
+}
+
+fn phase(arch: &str, phase: &'static str, count: u64, p99: f64) -> crate::view::PhaseRow {
+    crate::view::PhaseRow {
+        target: String::new(),
+        arch: arch.into(),
+        phase,
+        figures: crate::outcome::PhaseFigures {
+            count,
+            p50: p99 / 2.0,
+            p90: p99 / 1.5,
+            p99,
+            max: p99 * 2.0,
+        },
+    }
+}
+
+/// `p` opens the phases view: connect, TLS and TTFB p99 per arch, the arm/amd ratio of each,
+/// and the failures by reason with the TLS error's reason; `p` again goes back.
+#[test]
+fn the_phases_view_shows_p99_per_arch_their_ratio_and_failures() {
+    let snap = Snapshot {
+        phases: vec![
+            phase("amd64", "connect", 40, 0.4),
+            phase("amd64", "tls", 40, 4.0),
+            phase("amd64", "ttfb", 10_000, 12.5),
+            phase("arm64", "connect", 36, 0.5),
+            phase("arm64", "tls", 36, 2.0),
+            phase("arm64", "ttfb", 12_000, 10.0),
+        ],
+        failures: vec![crate::outcome::FailureRow {
+            target: "arm".into(),
+            kind: "tls".into(),
+            reason: "unknown issuer".into(),
+            count: 3,
+        }],
+        ..snapshot()
+    };
+    let mut state = UiState::default();
+    state.apply(crate::view::tui::input::Action::PhasesView);
+    assert_eq!(state.tab, Tab::Phases);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = render(&state, &snap, w, h);
+        let text = screen.join("\n");
+        assert!(text.contains("phases per arch (p99)"), "{text}");
+        assert_eq!(
+            words(line_starting(&screen, "arch")),
+            [
+                "arch",
+                "connect",
+                "p99",
+                "TLS",
+                "p99",
+                "TTFB",
+                "p99",
+                "connects",
+                "handshakes"
+            ]
+        );
+        assert_eq!(
+            words(line_starting(&screen, "arm64")),
+            [
+                "arm64", "0.50", "ms", "2.00", "ms", "10.0", "ms", "36", "36"
+            ]
+        );
+        assert_eq!(
+            words(line_starting(&screen, "amd64")),
+            [
+                "amd64", "0.40", "ms", "4.00", "ms", "12.5", "ms", "40", "40"
+            ]
+        );
+        // arm64 over the amd64 baseline: connect 0.5/0.4, TLS 2/4, TTFB 10/12.5.
+        assert_eq!(
+            words(line_starting(&screen, "arm64/amd64")),
+            ["arm64/amd64", "x1.25", "x0.50", "x0.80"]
+        );
+        assert_eq!(
+            words(line_starting(&screen, "arm")),
+            ["arm", "tls", "unknown", "issuer", "3"]
+        );
+    }
+    state.apply(crate::view::tui::input::Action::PhasesView);
+    assert_eq!(state.tab, Tab::Dashboard);
+    // Before any phase: the view says why it is empty.
+    state.apply(crate::view::tui::input::Action::PhasesView);
+    let text = render(&state, &snapshot(), 120, 30).join("\n");
+    assert!(text.contains("no phases yet"), "{text}");
 }

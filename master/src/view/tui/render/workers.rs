@@ -84,7 +84,7 @@ pub(super) fn draw_workers(frame: &mut Frame, area: Rect, state: &UiState, snap:
 // ---------------------------------------------------------------- help
 
 /// The keys, as the help overlay and the README list them.
-pub const KEYS: [(&str, &str); 6] = [
+pub const KEYS: [(&str, &str); 7] = [
     (
         "q, Ctrl-C",
         "stop: in-flight requests finish, the summary is written",
@@ -93,6 +93,7 @@ pub const KEYS: [(&str, &str); 6] = [
     ("+ / -", "more / fewer users, by the step shown below"),
     ("e", "write the summary so far to SUMMARY.partial.json"),
     ("tab", "switch view: dashboard / workers"),
+    ("p", "phases: connect, TLS, TTFB p99 per arch; failures"),
     ("?, esc", "this help / close it"),
 ];
 
