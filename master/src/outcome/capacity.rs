@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::CapacitySpec;
 
 /// The `capacity` section of the summary.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct CapacityReport {
     /// What a level counts: `users` (closed model) or `req/s` (open model).
     pub unit: String,
@@ -20,7 +21,7 @@ pub struct CapacityReport {
 }
 
 /// The search result of one arch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct ArchCapacity {
     pub end: End,
     /// The highest level that kept the SLO, as measured there.
@@ -40,7 +41,7 @@ pub struct ArchCapacity {
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct CapacityComparison {
     pub baseline: String,
     /// `max_sustainable_rps` over the baseline's.
@@ -49,7 +50,7 @@ pub struct CapacityComparison {
 
 /// Coarse steps up, fine steps back from the first breach, or the final confirmation of every
 /// arch at its knee at the same time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Coarse,
@@ -58,7 +59,7 @@ pub enum Phase {
 }
 
 /// How one level went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Step {
     pub level: f64,
     pub phase: Phase,
@@ -89,7 +90,7 @@ pub struct Step {
 }
 
 /// Why a search ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum End {
     /// A level breached and the fine steps found the knee below it.

@@ -1,0 +1,97 @@
+//! The published schemas the tests hold outputs to, checked by independent validators
+//! (Python's `jsonschema` for the summary, `xmlschema` for JUnit XML); each check says it was
+//! skipped when python3 or its module is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The published schema of the summary.
+pub fn summary_schema_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/summary.schema.json")
+}
+
+/// Checks a summary against `docs/summary.schema.json` with an independent validator (Python's
+/// `jsonschema`, draft 2020-12), so the schema the users are given is the one the tests hold
+/// every written summary to. Panics naming each violation; without python3 or the module it
+/// says so and checks nothing (.ci/run installs it).
+pub fn validate_summary(text: &str, what: &str) {
+    if let Err(violations) = check_against_schema(text, &summary_schema_path()) {
+        panic!("{what} does not match docs/summary.schema.json:\n{violations}");
+    }
+}
+
+/// `Ok` when `text` validates against `schema` or no validator is installed (said once);
+/// else the violations, one a line.
+pub fn check_against_schema(text: &str, schema: &Path) -> Result<(), String> {
+    static HAVE_JSONSCHEMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let have = *HAVE_JSONSCHEMA.get_or_init(|| {
+        let ok = python_has("jsonschema");
+        if !ok {
+            eprintln!(
+                "SKIPPED: summaries are not checked against the schema: python3 with the \
+                 `jsonschema` module is not available (.ci/run installs it)"
+            );
+        }
+        ok
+    });
+    if !have {
+        return Ok(());
+    }
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(VALIDATE_JSON)
+        .arg(schema)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    // A summary is at most a few MB: written whole before reading the answer.
+    let mut stdin = child.stdin.take().expect("python's stdin");
+    stdin
+        .write_all(text.as_bytes())
+        .expect("summary sent to python");
+    drop(stdin);
+    let out = child.wait_with_output().expect("python3 ran");
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(1) => Err(String::from_utf8_lossy(&out.stdout).into_owned()),
+        _ => panic!(
+            "the validator failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Whether `python3` can import `module`.
+pub fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Validates standard input against the schema file `argv[1]`; exit 1 with one line per
+/// violation (its place in the document, then what is wrong).
+const VALIDATE_JSON: &str = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+with open(sys.argv[1]) as f:
+    schema = json.load(f)
+try:
+    Draft202012Validator.check_schema(schema)
+except Exception as e:
+    print("the schema itself is not valid 2020-12: " + str(e)[:500], file=sys.stderr)
+    sys.exit(2)
+try:
+    doc = json.load(sys.stdin)
+except ValueError as e:
+    print("(top): not JSON: " + str(e))
+    sys.exit(1)
+errors = sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+for e in errors[:30]:
+    where = "/".join(map(str, e.absolute_path)) or "(top)"
+    print(where + ": " + e.message[:300])
+sys.exit(1 if errors else 0)
+"#;
