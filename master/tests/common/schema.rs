@@ -95,3 +95,59 @@ for e in errors[:30]:
     print(where + ": " + e.message[:300])
 sys.exit(1 if errors else 0)
 "#;
+
+/// The JUnit XSD the tests hold `--junit` output to (master/tests/data/junit.xsd).
+pub fn junit_xsd_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd")
+}
+
+/// Validates the JUnit XML at `xml` against `xsd` with Python's `xmlschema`, then reads it
+/// back with Python's own XML parser: `Ok(document)` (root and suite attributes, each case's
+/// name, classname, measured value and failure message), `Err(why)` when it does not validate,
+/// `None` (said) when python3 or `xmlschema` is missing.
+pub fn read_junit(xml: &Path, xsd: &Path) -> Option<Result<serde_json::Value, String>> {
+    if !python_has("xmlschema") {
+        eprintln!("SKIPPED: python3 with `xmlschema` is not available (.ci/run installs it)");
+        return None;
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(READ_JUNIT)
+        .arg(xsd)
+        .arg(xml)
+        .output()
+        .expect("run python3");
+    Some(match out.status.code() {
+        Some(0) => Ok(serde_json::from_slice(&out.stdout).expect("python printed JSON")),
+        _ => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    })
+}
+
+const READ_JUNIT: &str = r#"
+import json, sys
+import xml.etree.ElementTree as ET
+import xmlschema
+schema = xmlschema.XMLSchema(sys.argv[1])
+errors = list(schema.iter_errors(sys.argv[2]))
+if errors:
+    for e in errors[:10]:
+        print(str(e.reason) + " at " + str(e.path), file=sys.stderr)
+    sys.exit(1)
+root = ET.parse(sys.argv[2]).getroot()
+suites = []
+for s in root.iter("testsuite"):
+    props = {p.get("name"): p.get("value") for p in s.findall("properties/property")}
+    cases = []
+    for c in s.iter("testcase"):
+        measured = [p.get("value") for p in c.findall("properties/property") if p.get("name") == "measured"]
+        failure = c.find("failure")
+        cases.append({
+            "name": c.get("name"),
+            "classname": c.get("classname"),
+            "measured": float(measured[0]) if measured else None,
+            "failure": None if failure is None else failure.get("message"),
+            "failure_text": None if failure is None else failure.text,
+        })
+    suites.append({"attrs": dict(s.attrib), "properties": props, "cases": cases})
+print(json.dumps({"root": root.tag, "attrs": dict(root.attrib), "suites": suites}))
+"#;
