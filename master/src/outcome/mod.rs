@@ -19,7 +19,9 @@ mod summary;
 mod thresholds;
 
 pub use baseline::{PREFERRED_BASELINE, baseline};
-pub use capacity::{ArchCapacity, CapacityComparison, CapacityReport, End, Phase, Step};
+pub use capacity::{
+    ArchCapacity, CapacityComparison, CapacityReport, End, KneeUncertainty, Phase, Spread, Step,
+};
 pub use cost::{ArchCost, Basis, CostReport};
 pub use file::{with_suffix, write_atomically};
 pub use judge::{judge_all, measured};

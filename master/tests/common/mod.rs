@@ -22,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod schema;
+pub mod workload;
 
 /// What the test server counted, its own truth.
 #[derive(Default, Debug)]
