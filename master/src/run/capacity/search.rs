@@ -83,6 +83,9 @@ pub struct Search {
     measure_from_s: f64,
     measured: Vec<Interval>,
     breach_run: u32,
+    /// A confirmation that breached: why (it still measures its whole hold).
+    #[serde(default)]
+    confirm_breach: Option<String>,
     steps: Vec<Step>,
 }
 
@@ -97,6 +100,7 @@ impl Search {
             measure_from_s: now_s,
             measured: Vec::new(),
             breach_run: 0,
+            confirm_breach: None,
             steps: Vec::new(),
         };
         s.enter(Phase::Coarse, level, None, None, 0.0, now_s);
@@ -201,9 +205,20 @@ impl Search {
         let now = now_s.max(iv.end_s);
         if self.breach_run >= self.rules.consecutive {
             let why = breach.unwrap_or_default();
-            return Some(self.breached(phase, level, low, why, now));
+            if phase != Phase::Confirm {
+                return Some(self.breached(phase, level, low, why, now));
+            }
+            // A confirmation is a measurement, not a step of the search: it runs its whole
+            // hold, so every arch's knee throughput (and its spread) covers the same span.
+            self.confirm_breach.get_or_insert(why);
         }
-        if measured_s + 1e-6 >= self.rules.hold_s && self.breach_run == 0 {
+        let held = measured_s + 1e-6 >= self.rules.hold_s;
+        if held && phase == Phase::Confirm {
+            if let Some(why) = self.confirm_breach.take() {
+                return Some(self.breached(phase, level, low, why, now));
+            }
+        }
+        if held && self.breach_run == 0 {
             if let Some(why) = self.shortfall(level) {
                 return Some(self.breached(phase, level, low, why, now));
             }
@@ -333,6 +348,7 @@ impl Search {
         self.measure_from_s = now_s + ramp_s + self.rules.settle_s;
         self.measured.clear();
         self.breach_run = 0;
+        self.confirm_breach = None;
         self.state = State::Measuring {
             phase,
             level,

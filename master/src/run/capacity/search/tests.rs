@@ -188,6 +188,26 @@ fn a_confirmation_measures_one_level_once() {
     assert_eq!(s.steps()[0].ended_s, 14.0);
 }
 
+/// A confirmation that breaches still measures its whole hold: its figures cover the same
+/// span as every other arch's.
+#[test]
+fn a_breaching_confirmation_runs_its_whole_hold() {
+    let mut s = Search::confirm(rules(), 9.0, 10.0);
+    let mut f = Fake {
+        capacity: 7.0,
+        t: 10.0,
+    };
+    while !s.is_done() {
+        let iv = f.next(s.level());
+        s.observe(&iv, iv.end_s);
+    }
+    assert_eq!(s.end(), End::BreachedAtStart);
+    let step = &s.steps()[0];
+    assert!(!step.passed && step.breach.is_some(), "{step:?}");
+    // Settle 1 s, then the 3 s hold, though it breached from its first two intervals.
+    assert_eq!((step.measured_from_s, step.measured_to_s), (11.0, 14.0));
+}
+
 #[test]
 fn silent_level_breaches() {
     let mut s = Search::new(rules(), 0.0);
