@@ -34,6 +34,9 @@ fn the_published_schema_is_the_one_the_types_generate() {
     );
 }
 
+/// What spoils a summary.
+type Breaks = fn(&mut serde_json::Value);
+
 /// A real run's summary validates; the same summary with a wrong version, a count that is not
 /// a count, or a missing section does not: the schema says something.
 #[test]
@@ -69,7 +72,7 @@ fn a_real_summary_passes_and_broken_ones_are_rejected() {
         return;
     }
     let schema = summary_schema_path();
-    let broken: [(&str, fn(&mut serde_json::Value)); 4] = [
+    let broken: [(&str, Breaks); 4] = [
         ("another version", |s| {
             s["schema"] = "stampede.summary.v2".into()
         }),

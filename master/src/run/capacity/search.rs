@@ -213,10 +213,11 @@ impl Search {
             self.confirm_breach.get_or_insert(why);
         }
         let held = measured_s + 1e-6 >= self.rules.hold_s;
-        if held && phase == Phase::Confirm {
-            if let Some(why) = self.confirm_breach.take() {
-                return Some(self.breached(phase, level, low, why, now));
-            }
+        if held
+            && phase == Phase::Confirm
+            && let Some(why) = self.confirm_breach.take()
+        {
+            return Some(self.breached(phase, level, low, why, now));
         }
         if held && self.breach_run == 0 {
             if let Some(why) = self.shortfall(level) {
