@@ -4,6 +4,8 @@
 //! the summary written), and the terminal must be given back (the end-of-run lines are on the
 //! normal screen afterwards). Skips, saying why, without tmux.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -270,6 +272,7 @@ fn demo_in_tmux_shows_both_arches_live_and_obeys_plus_e_and_q() {
     assert_eq!(status, 0, "screen after q:\n{}", after.screen);
 
     let text = std::fs::read_to_string(&demo.summary).expect("the summary is written after q");
+    common::schema::validate_summary(&text, "the demo's summary");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let total = requests(&json["totals"]);
     assert!(total > 0, "{text}");
@@ -303,6 +306,7 @@ fn sigterm_stops_gracefully_and_gives_the_terminal_back() {
     let (status, after) = demo.wait_exit();
     assert_eq!(status, 0, "screen after SIGTERM:\n{}", after.screen);
     let text = std::fs::read_to_string(&demo.summary).expect("the summary is written");
+    common::schema::validate_summary(&text, "the demo's summary");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let total = requests(&json["totals"]);
     assert!(total > 0, "{text}");

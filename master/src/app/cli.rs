@@ -97,6 +97,10 @@ pub struct OutputArgs {
     /// and HdrHistogram interval logs (PREFIX_ARCH.hlog) (default: the scenario's output.csv).
     #[arg(long, env = "STAMPEDE_CSV", value_name = "PREFIX")]
     pub csv: Option<PathBuf>,
+    /// Write the thresholds as JUnit XML here, one test case each with its measured value, for
+    /// CI (default: the scenario's output.junit).
+    #[arg(long, env = "STAMPEDE_JUNIT", value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

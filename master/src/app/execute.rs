@@ -104,7 +104,9 @@ pub async fn execute(scenario: Scenario, opts: ExecuteOptions) -> Result<(), Fai
                 .map_or_else(|| PathBuf::from("."), Path::to_owned)
         })
     });
-    let outputs = Outputs::prepare(summary_path.clone(), html, csv, state_dir.as_deref())?;
+    let junit = (opts.outputs.junit.as_deref()).or(scenario.file.output.junit.as_deref());
+    let outputs = Outputs::prepare(summary_path.clone(), html, csv, state_dir.as_deref())?
+        .with_junit(junit)?;
     let resumed = match (&opts.resume, &state_dir) {
         (Some(which), Some(dir)) => resumed_journal(which, dir)?,
         _ => None,

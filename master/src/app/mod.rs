@@ -107,7 +107,8 @@ fn recover(args: &RecoverArgs) -> Result<(), Failure> {
         args.outputs.report.as_deref(),
         args.outputs.csv.as_deref(),
         None,
-    )?;
+    )?
+    .with_junit(args.outputs.junit.as_deref())?;
     let summary = crate::run::recover(journal).map_err(|e| Failure::bad_input(anyhow!(e)))?;
     outputs.write(&summary)?;
     eprintln!(

@@ -1,5 +1,5 @@
 //! The files a run writes: the JSON summary, and the reports made from it (HTML, Locust CSV,
-//! HdrHistogram logs). Every path is checked before the first request (its folder created, or
+//! HdrHistogram logs, the thresholds as JUnit XML). Every path is checked before the first request (its folder created, or
 //! the run refused with exit 2), so a long run is never lost to a typo; at the end the summary
 //! is written first, so it is never the casualty of another output's failure, and every failure
 //! is said.
@@ -10,7 +10,7 @@ use anyhow::anyhow;
 
 use super::exit::Failure;
 use crate::outcome::{Summary, with_suffix};
-use crate::report::{self, Reporter};
+use crate::report::{self, JunitReporter, Reporter};
 
 /// The outputs of one run, checked.
 pub struct Outputs {
@@ -41,6 +41,17 @@ impl Outputs {
             summary,
             reporters: report::reporters(html, csv),
         })
+    }
+
+    /// Also writes the thresholds as JUnit XML to `path`, checked now like the others.
+    pub fn with_junit(mut self, path: Option<&Path>) -> Result<Outputs, Failure> {
+        if let Some(path) = path {
+            check_writable(path, "the JUnit XML")?;
+            self.reporters.push(Box::new(JunitReporter {
+                path: path.to_owned(),
+            }));
+        }
+        Ok(self)
     }
 
     /// Writes the summary, then every report; returns what failed (each also said).
@@ -144,6 +155,24 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("it is a folder"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_output_that_fails_at_the_end_stops_none_of_the_others() {
+        let dir = temp_dir("one-fails");
+        let (summary, html, junit) = (dir.join("s.json"), dir.join("r.html"), dir.join("j.xml"));
+        let outputs = Outputs::prepare(summary.clone(), Some(&html), None, None)
+            .unwrap()
+            .with_junit(Some(&junit))
+            .unwrap();
+        // Checked and fine before the run; by its end a folder has taken the report's place.
+        std::fs::create_dir_all(html.join("in-the-way")).unwrap();
+        let e = outputs.write(&Summary::default()).err().unwrap();
+        assert!(e.to_string().contains("HTML report"), "{e}");
+        assert!(summary.is_file(), "the summary is written first");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains("<testsuites"), "{xml}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

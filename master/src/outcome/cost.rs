@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which throughput the cost of an arch is based on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// The highest throughput that kept the SLO in the capacity search.
@@ -18,7 +19,7 @@ pub enum Basis {
 }
 
 /// The `cost` section of the summary.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct CostReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_rps: Option<f64>,
@@ -28,7 +29,7 @@ pub struct CostReport {
     pub cheapest: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct ArchCost {
     pub price_per_node_hour: f64,
     pub nodes: u32,

@@ -14,17 +14,21 @@ pub mod hdr;
 mod judge;
 mod phases;
 mod pricing;
+mod schema;
 mod series;
 mod summary;
 mod thresholds;
 
 pub use baseline::{PREFERRED_BASELINE, baseline};
-pub use capacity::{ArchCapacity, CapacityComparison, CapacityReport, End, Phase, Step};
+pub use capacity::{
+    ArchCapacity, CapacityComparison, CapacityReport, End, KneeUncertainty, Phase, Spread, Step,
+};
 pub use cost::{ArchCost, Basis, CostReport};
 pub use file::{with_suffix, write_atomically};
 pub use judge::{judge_all, measured};
 pub use phases::{FailureRow, PHASES, PhaseFigures, PhasesMs};
 pub use pricing::evaluate as cost_of;
+pub use schema::{schema, schema_text};
 pub use series::{ArchPoint, SeriesPoint};
 pub use summary::*;
 pub use thresholds::Outcome;

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One point of the time series.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct SeriesPoint {
     /// End of the interval, seconds since the run started.
     pub t: f64,
@@ -19,7 +20,7 @@ pub struct SeriesPoint {
 }
 
 /// One arch in one interval.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct ArchPoint {
     pub rps: f64,
     pub requests: u64,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::capacity::CapacityReport;
@@ -19,8 +20,11 @@ pub const SCHEMA: &str = "stampede.summary.v1";
 /// Transport error kinds, as the summary names them (`errors: {KIND: n}`).
 pub const ERROR_KINDS: [&str; 5] = ["connect", "reset", "timeout", "other", "tls"];
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// The JSON summary of one run, `stampede.summary.v1`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct Summary {
+    /// Always `stampede.summary.v1`: fields are only ever added within a version.
+    #[schemars(extend("const" = SCHEMA))]
     pub schema: String,
     pub run_id: String,
     pub name: String,
@@ -78,14 +82,14 @@ pub struct Summary {
 }
 
 /// A time no master ran, seconds from the run's start.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct Outage {
     pub from_s: f64,
     pub to_s: f64,
 }
 
 /// What a summary recovered from a journal stands for.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct Recovered {
     /// The journal's last record, seconds from the run's start: the figures go to there.
     pub journal_until_s: f64,
@@ -95,7 +99,7 @@ pub struct Recovered {
 
 /// How far behind the master was: how long reports waited between arriving and being counted
 /// and acknowledged, and for how long that wait passed one report interval.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct MasterLoad {
     pub queue_ms: Delays,
     /// Seconds of the run during which the master was behind.
@@ -110,7 +114,7 @@ pub struct MasterLoad {
 }
 
 /// One request of the scenario, as served by one arch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct RequestResults {
     pub request: String,
     pub method: String,
@@ -120,7 +124,7 @@ pub struct RequestResults {
 }
 
 /// Figures for a group of requests.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct Results {
     /// Every attempt that got a response or an error; `status` + `errors` add up to it.
     pub requests: u64,
@@ -149,7 +153,7 @@ pub struct Results {
     pub phases_ms: PhasesMs,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct StatusCounts {
     #[serde(rename = "1xx", default, skip_serializing_if = "is_zero")]
     pub s1xx: u64,
@@ -167,7 +171,7 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct Latency {
     pub min: f64,
     pub mean: f64,
@@ -201,7 +205,7 @@ impl Latency {
 
 /// A distribution of delays: how many, and their figures in ms (the open model's send lag,
 /// the master's queue).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct Delays {
     /// Delays measured (arrivals sent; reports counted).
     pub count: u64,
@@ -209,7 +213,7 @@ pub struct Delays {
     pub ms: Latency,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct TargetResults {
     /// The target's declared arch.
     pub arch: String,
@@ -217,7 +221,7 @@ pub struct TargetResults {
     pub results: Results,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct WorkerRecord {
     pub id: String,
     pub arch: String,
@@ -227,13 +231,13 @@ pub struct WorkerRecord {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Comparison {
     pub baseline: String,
     pub by_arch: BTreeMap<String, Ratios>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Ratios {
     /// This arch's throughput over the baseline's.
     pub rps_ratio: f64,

@@ -1,5 +1,5 @@
 //! Reporters of one summary model: the HTML report, Locust-format CSV and HdrHistogram
-//! interval logs are all written from a [`Summary`], during a run or later from its JSON
+//! interval logs (and the thresholds as JUnit XML) are all written from a [`Summary`], during a run or later from its JSON
 //! (`stampede-master report`), so they always agree with it; the verdict in words is read from
 //! it too.
 //!
@@ -9,6 +9,7 @@ pub mod charts;
 pub mod csv;
 pub mod hdrlog;
 pub mod html;
+pub mod junit;
 pub mod verdict;
 
 use std::path::{Path, PathBuf};
@@ -87,6 +88,26 @@ impl Reporter for IntervalLogReporter {
 
     fn write(&self, summary: &Summary) -> Result<Vec<PathBuf>, ReportError> {
         hdrlog::write_all(summary, &self.prefix)
+    }
+}
+
+/// The thresholds as JUnit XML, for CI.
+pub struct JunitReporter {
+    pub path: PathBuf,
+}
+
+impl Reporter for JunitReporter {
+    fn describe(&self) -> String {
+        format!("JUnit XML {}", self.path.display())
+    }
+
+    fn write(&self, summary: &Summary) -> Result<Vec<PathBuf>, ReportError> {
+        let doc = junit::thresholds_document(summary).map_err(|source| ReportError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        write_atomically(&self.path, &doc)?;
+        Ok(vec![self.path.clone()])
     }
 }
 

@@ -116,12 +116,25 @@ fn knee_phrase(arch: &str, a: &ArchCapacity, unit: &str) -> String {
         _ => "",
     };
     format!(
-        "{arch} sustains {} req/s at {} {unit}{bound}, p50 {} ms, p99 {} ms",
+        "{arch} sustains {} req/s{} at {} {unit}{}{bound}, p50 {} ms, p99 {} ms",
         plain(a.max_sustainable_rps.unwrap_or(k.rps)),
+        window_spread(a),
         plain(k.level),
+        a.uncertainty.as_ref().map_or(String::new(), |u| format!(
+            " (fine step {})",
+            plain(u.fine_step)
+        )),
         plain(k.p50_ms),
         plain(k.p99_ms)
     )
+}
+
+/// " (one window: 48–56)": how the knee's throughput spread over the windows behind it.
+fn window_spread(a: &ArchCapacity) -> String {
+    a.uncertainty.as_ref().map_or(String::new(), |u| {
+        let w = u.windows;
+        format!(" (one window: {}–{})", plain(w.min), plain(w.max))
+    })
 }
 
 fn capacity_sentences(s: &Summary) -> Option<(String, Vec<String>)> {

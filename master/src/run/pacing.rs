@@ -13,7 +13,7 @@ use super::cursor::{Cursor, Goal};
 use super::dispatch::{self, Quotas, Ramp};
 use super::fleet::Lost;
 use crate::outcome::{CapacityReport, SeriesPoint};
-use crate::scenario::{Model, Scenario, Stage};
+use crate::scenario::{Load, Model, Scenario, Stage};
 
 /// The live view's `+`/`-` move the goal by this fraction of the scenario's peak level.
 const STEP_FRACTION: f64 = 0.1;
@@ -59,14 +59,18 @@ impl Pacing {
     pub fn new(s: &Scenario) -> Pacing {
         let spawn_rate = s.load.spawn_rate();
         let capacity = s.capacity.as_ref().map(|spec| {
-            CapacityDriver::new(
+            let driver = CapacityDriver::new(
                 spec,
                 s.model(),
                 s.targets(),
                 s.file.report_interval,
                 spawn_rate,
                 Duration::ZERO,
-            )
+            );
+            match s.load {
+                Load::Open { arrivals, .. } => driver.with_arrivals(arrivals),
+                Load::Closed { .. } => driver,
+            }
         });
         Pacing {
             model: s.model(),

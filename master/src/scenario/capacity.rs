@@ -18,12 +18,13 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::invalid::Invalid;
 
 /// What an arch does once its search is over, while the others go on.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum After {
     /// Keep loading at the knee, so the arches still searching see the same conditions
@@ -35,7 +36,7 @@ pub enum After {
 }
 
 /// `[capacity]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitySpec {
     /// Whether the run is a capacity search (keeps the settings when false).
@@ -55,9 +56,11 @@ pub struct CapacitySpec {
     pub max: f64,
     /// How long each level is measured, after it settles.
     #[serde(default = "default_hold", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub hold: Duration,
     /// Discarded at the start of each level.
     #[serde(default = "default_settle", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub settle: Duration,
     /// Highest acceptable ratio of 5XX answers and transport errors in an interval.
     #[serde(default = "default_slo_5xx")]
@@ -68,6 +71,7 @@ pub struct CapacitySpec {
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(with = "Option<String>")]
     pub slo_p99: Option<Duration>,
     /// Breaching intervals in a row that make a level breach.
     #[serde(default = "default_consecutive")]

@@ -411,4 +411,7 @@ pub struct Output {
     /// Prefix of the Locust-format CSV files and the HdrHistogram interval logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<std::path::PathBuf>,
+    /// Where the thresholds go as JUnit XML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junit: Option<std::path::PathBuf>,
 }

@@ -23,6 +23,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+pub mod schema;
+pub mod workload;
+
 /// What the test server counted, its own truth.
 #[derive(Default, Debug)]
 pub struct Counts {
@@ -465,7 +468,9 @@ wait = {{ kind = "constant", duration = "5ms" }}
     )
 }
 
+/// Reads a summary the run wrote, after checking it against the published schema.
 pub fn read_summary(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("summary exists");
+    schema::validate_summary(&text, &path.display().to_string());
     serde_json::from_str(&text).expect("summary is JSON")
 }

@@ -32,8 +32,8 @@ pub(super) fn capacity_section(
     );
     h.push_str(
         "<table>\n<tr><th class=\"l\">arch</th><th class=\"l\">outcome</th><th>knee level</th>\
-         <th>max sustainable req/s</th><th>ratio</th><th>p50 ms</th><th>p99 ms</th>\
-         <th>first breach</th><th class=\"l\">why</th></tr>\n",
+         <th>max sustainable req/s</th><th>one window req/s</th><th>ratio</th><th>p50 ms</th>\
+         <th>p99 ms</th><th>first breach</th><th class=\"l\">why</th></tr>\n",
     );
     for (arch, a) in &c.by_arch {
         let colour = arches.iter().find(|(x, _)| x == arch).map_or(0, |x| x.1);
@@ -46,12 +46,17 @@ pub(super) fn capacity_section(
         let _ = writeln!(
             h,
             "<tr><td class=\"l\">{}{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             swatch(colour),
             esc(arch),
             outcome(a.end),
             knee.map_or("–".to_owned(), |k| plain(k.level)),
             a.max_sustainable_rps.map_or("–".to_owned(), plain),
+            a.uncertainty.as_ref().map_or("–".to_owned(), |u| format!(
+                "{}–{}",
+                plain(u.windows.min),
+                plain(u.windows.max)
+            )),
             ratio,
             knee.map_or("–".to_owned(), |k| plain(k.p50_ms)),
             knee.map_or("–".to_owned(), |k| plain(k.p99_ms)),
@@ -64,6 +69,12 @@ pub(super) fn capacity_section(
         );
     }
     h.push_str("</table>\n");
+    h.push_str(
+        "<p class=\"note\">How sure each knee is: the level is known to one fine step (the true \
+         limit lies between the knee and the first breach above it), and the throughput varied \
+         between the lowest and highest of the windows (report intervals) it was measured over \
+         (the confirmation's, when every arch was measured at its knee together).</p>\n",
+    );
     let mut lines = Vec::new();
     let mut marks = Vec::new();
     for (arch, a) in &c.by_arch {

@@ -8,12 +8,18 @@ mod search;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use search::{Interval, Rules, Search};
+use search::{Interval, KeepUp, Rules, Search};
 use serde::{Deserialize, Serialize};
 
 use super::dispatch::{Ramp, split_weighted};
-use crate::outcome::{self, ArchCapacity, CapacityComparison, CapacityReport, SeriesPoint};
-use crate::scenario::{After, CapacitySpec, Model, Target};
+use crate::outcome::{
+    self, ArchCapacity, CapacityComparison, CapacityReport, KneeUncertainty, SeriesPoint,
+};
+use crate::scenario::{After, Arrivals, CapacitySpec, Model, Target};
+
+/// Open model: the share of a level's offered requests that may go unanswered (beyond chance)
+/// and the level still pass.
+const KEEP_UP_TOLERANCE: f64 = 0.03;
 
 /// One arch under search and the targets its level is split over.
 #[derive(Clone, Serialize, Deserialize)]
@@ -64,6 +70,12 @@ impl CapacityDriver {
             slo_5xx: spec.slo_5xx,
             slo_p99_ms: spec.slo_p99.map(|d| d.as_secs_f64() * 1000.0),
             consecutive: spec.consecutive,
+            // A rate is sustained only if it is answered: in the open model, load the servers
+            // cannot keep up with queues up silently until the queue is full.
+            keep_up: (model == Model::Open).then_some(KeepUp {
+                tolerance: KEEP_UP_TOLERANCE,
+                poisson: true,
+            }),
         };
         let mut arches: Vec<ArchSearch> = Vec::new();
         for (i, t) in targets.iter().enumerate() {
@@ -94,6 +106,19 @@ impl CapacityDriver {
             interval_s: interval.as_secs_f64(),
             seen: 0,
         }
+    }
+
+    /// Open model: how the arrivals are spaced (Poisson unless told), for how much their count
+    /// may fall short of the rate by chance alone.
+    pub fn with_arrivals(mut self, arrivals: Arrivals) -> CapacityDriver {
+        let poisson = arrivals == Arrivals::Poisson;
+        if let Some(k) = self.rules.keep_up.as_mut() {
+            k.poisson = poisson;
+        }
+        for a in &mut self.arches {
+            a.search.set_keep_up(self.rules.keep_up);
+        }
+        self
     }
 
     /// Feeds the intervals closed since the last call, `now` into the run; returns what is
@@ -214,13 +239,21 @@ impl CapacityDriver {
                 let confirmed = a.confirm.as_ref().and_then(|c| c.steps().first().cloned());
                 let mut steps = search.steps().to_vec();
                 steps.extend(confirmed.clone());
+                let knee = search.knee().cloned();
+                let uncertainty = KneeUncertainty::of(
+                    knee.as_ref(),
+                    confirmed.as_ref(),
+                    breach.as_ref(),
+                    self.rules.fine_step,
+                );
                 let result = ArchCapacity {
                     end: search.end(),
-                    knee: search.knee().cloned(),
+                    knee,
                     max_sustainable_rps: confirmed
                         .as_ref()
                         .map(|c| c.ok_rps)
                         .or(search.max_sustainable_rps()),
+                    uncertainty,
                     breach,
                     confirmed,
                     steps,
@@ -416,6 +449,11 @@ mod tests {
                 c.ended_s,
                 r.by_arch["arm64"].confirmed.as_ref().unwrap().ended_s
             );
+            // Known to a fine step below the breach; two steady one-second windows behind it.
+            let u = r.by_arch[arch].uncertainty.as_ref().unwrap();
+            assert_eq!((u.fine_step, u.breach_level), (1.0, Some(knee + 1.0)));
+            let w = u.windows;
+            assert_eq!((w.count, w.min, w.max), (2, knee * 10.0, knee * 10.0));
         }
     }
 

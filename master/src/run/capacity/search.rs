@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{End, Phase, Step};
+use crate::outcome::{End, Phase, Spread, Step};
 
 /// The rules of one search, in plain numbers (seconds, milliseconds, ratios).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +23,20 @@ pub struct Rules {
     pub slo_5xx: f64,
     pub slo_p99_ms: Option<f64>,
     pub consecutive: u32,
+    /// Open model: a level passes only if its good answers kept up with the rate offered.
+    #[serde(default)]
+    pub keep_up: Option<KeepUp>,
+}
+
+/// The open model's test of a level that kept its SLO: the answers must keep up with the
+/// arrivals, or the requests are piling up (a queue filling, or the in-flight bound reached)
+/// and the level cannot be sustained, however few 5XX the hold saw.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KeepUp {
+    /// Shortfall allowed, as a fraction of the offered requests.
+    pub tolerance: f64,
+    /// Arrivals are Poisson: their own count varies too (allowed up to 3 standard deviations).
+    pub poisson: bool,
 }
 
 /// One closed interval of this arch.
@@ -69,6 +83,9 @@ pub struct Search {
     measure_from_s: f64,
     measured: Vec<Interval>,
     breach_run: u32,
+    /// A confirmation that breached: why (it still measures its whole hold).
+    #[serde(default)]
+    confirm_breach: Option<String>,
     steps: Vec<Step>,
 }
 
@@ -83,6 +100,7 @@ impl Search {
             measure_from_s: now_s,
             measured: Vec::new(),
             breach_run: 0,
+            confirm_breach: None,
             steps: Vec::new(),
         };
         s.enter(Phase::Coarse, level, None, None, 0.0, now_s);
@@ -113,6 +131,11 @@ impl Search {
         {
             self.enter(phase, level, low, high, 0.0, now_s);
         }
+    }
+
+    /// Sets the open model's test of a level (how its arrivals are spaced is known later).
+    pub fn set_keep_up(&mut self, keep_up: Option<KeepUp>) {
+        self.rules.keep_up = keep_up;
     }
 
     /// The level to run now: the one being measured, or, once done, the knee (0 if none).
@@ -182,29 +205,24 @@ impl Search {
         let now = now_s.max(iv.end_s);
         if self.breach_run >= self.rules.consecutive {
             let why = breach.unwrap_or_default();
-            self.record(phase, level, false, Some(why.clone()), now);
-            let (next_phase, next) = match (phase, low) {
-                (_, None) => {
-                    self.state = State::Done(End::BreachedAtStart);
-                    return Some(format!("level {level} breached ({why}) at the start"));
-                }
-                (Phase::Coarse, Some(good)) => (Phase::Fine, good + self.rules.fine_step),
-                (Phase::Fine | Phase::Confirm, Some(_)) => {
-                    self.state = State::Done(End::Knee);
-                    return Some(format!("level {level} breached ({why}): knee found"));
-                }
-            };
-            if next >= level - 1e-9 {
-                // The fine step cannot land between the last good level and this one.
-                self.state = State::Done(End::Knee);
-                return Some(format!("level {level} breached ({why}): knee found"));
+            if phase != Phase::Confirm {
+                return Some(self.breached(phase, level, low, why, now));
             }
-            self.enter(next_phase, next, low, Some(level), level, now);
-            return Some(format!(
-                "level {level} breached ({why}); refining from {next}"
-            ));
+            // A confirmation is a measurement, not a step of the search: it runs its whole
+            // hold, so every arch's knee throughput (and its spread) covers the same span.
+            self.confirm_breach.get_or_insert(why);
         }
-        if measured_s + 1e-6 >= self.rules.hold_s && self.breach_run == 0 {
+        let held = measured_s + 1e-6 >= self.rules.hold_s;
+        if held
+            && phase == Phase::Confirm
+            && let Some(why) = self.confirm_breach.take()
+        {
+            return Some(self.breached(phase, level, low, why, now));
+        }
+        if held && self.breach_run == 0 {
+            if let Some(why) = self.shortfall(level) {
+                return Some(self.breached(phase, level, low, why, now));
+            }
             let requests: u64 = self.measured.iter().map(|m| m.requests).sum();
             if requests == 0 {
                 let why = "no answers".to_owned();
@@ -234,6 +252,64 @@ impl Search {
             return Some(format!("level {level} passed; next {next}"));
         }
         None
+    }
+
+    /// Records `level` as breached (`why`) and moves on: back to the last good level and up
+    /// by the fine step, or done. Returns the line to tell.
+    fn breached(
+        &mut self,
+        phase: Phase,
+        level: f64,
+        low: Option<f64>,
+        why: String,
+        now: f64,
+    ) -> String {
+        self.record(phase, level, false, Some(why.clone()), now);
+        let (next_phase, next) = match (phase, low) {
+            (_, None) => {
+                self.state = State::Done(End::BreachedAtStart);
+                return format!("level {level} breached ({why}) at the start");
+            }
+            (Phase::Coarse, Some(good)) => (Phase::Fine, good + self.rules.fine_step),
+            (Phase::Fine | Phase::Confirm, Some(_)) => {
+                self.state = State::Done(End::Knee);
+                return format!("level {level} breached ({why}): knee found");
+            }
+        };
+        if next >= level - 1e-9 {
+            // The fine step cannot land between the last good level and this one.
+            self.state = State::Done(End::Knee);
+            return format!("level {level} breached ({why}): knee found");
+        }
+        self.enter(next_phase, next, low, Some(level), level, now);
+        format!("level {level} breached ({why}); refining from {next}")
+    }
+
+    /// Open model: why the measured intervals of `level` (a rate) fell short of it, if they
+    /// did beyond the tolerance, two requests at the window's edges, what may still be in
+    /// flight and, for Poisson arrivals, three standard deviations of their count.
+    fn shortfall(&self, level: f64) -> Option<String> {
+        let keep_up = self.rules.keep_up?;
+        let seconds: f64 = self.measured.iter().map(|m| m.length_s).sum();
+        let good: u64 = self
+            .measured
+            .iter()
+            .map(|m| m.requests.saturating_sub(m.bad))
+            .sum();
+        let offered = level * seconds;
+        // What may still be in flight when the window closes (the rate times its slowest
+        // answers, Little's law) is late, not missing: a stall of the machine is not a breach.
+        let slowest_s = self.measured.iter().map(|m| m.p99_ms).fold(0.0, f64::max) / 1000.0;
+        let mut slack = keep_up.tolerance * offered + 2.0 + level * slowest_s;
+        if keep_up.poisson {
+            slack += 3.0 * offered.sqrt();
+        }
+        (seconds > 0.0 && (good as f64) + slack < offered).then(|| {
+            format!(
+                "answered {:.1} req/s of {level} offered: not keeping up",
+                good as f64 / seconds
+            )
+        })
     }
 
     /// Why an interval breaches the SLO, if it does.
@@ -276,6 +352,7 @@ impl Search {
         self.measure_from_s = now_s + ramp_s + self.rules.settle_s;
         self.measured.clear();
         self.breach_run = 0;
+        self.confirm_breach = None;
         self.state = State::Measuring {
             phase,
             level,
@@ -312,6 +389,7 @@ impl Search {
             } else {
                 0.0
             },
+            ok_rps_windows: self.window_spread(),
             requests,
             ratio_bad: if requests > 0 {
                 bad as f64 / requests as f64
@@ -328,6 +406,23 @@ impl Search {
             passed,
             breach,
         });
+    }
+
+    /// The good throughput of each measured interval: how many, the lowest, the highest.
+    fn window_spread(&self) -> Option<Spread> {
+        let rates: Vec<f64> = self
+            .measured
+            .iter()
+            .filter(|m| m.length_s > 0.0)
+            .map(|m| m.requests.saturating_sub(m.bad) as f64 / m.length_s)
+            .collect();
+        let min = rates.iter().copied().reduce(f64::min)?;
+        let max = rates.iter().copied().reduce(f64::max)?;
+        Some(Spread {
+            count: u32::try_from(rates.len()).unwrap_or(u32::MAX),
+            min,
+            max,
+        })
     }
 
     /// Ends an unfinished search (the run is over).

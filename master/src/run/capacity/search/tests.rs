@@ -12,6 +12,7 @@ fn rules() -> Rules {
         slo_5xx: 0.01,
         slo_p99_ms: Some(100.0),
         consecutive: 2,
+        keep_up: None,
     }
 }
 
@@ -187,6 +188,26 @@ fn a_confirmation_measures_one_level_once() {
     assert_eq!(s.steps()[0].ended_s, 14.0);
 }
 
+/// A confirmation that breaches still measures its whole hold: its figures cover the same
+/// span as every other arch's.
+#[test]
+fn a_breaching_confirmation_runs_its_whole_hold() {
+    let mut s = Search::confirm(rules(), 9.0, 10.0);
+    let mut f = Fake {
+        capacity: 7.0,
+        t: 10.0,
+    };
+    while !s.is_done() {
+        let iv = f.next(s.level());
+        s.observe(&iv, iv.end_s);
+    }
+    assert_eq!(s.end(), End::BreachedAtStart);
+    let step = &s.steps()[0];
+    assert!(!step.passed && step.breach.is_some(), "{step:?}");
+    // Settle 1 s, then the 3 s hold, though it breached from its first two intervals.
+    assert_eq!((step.measured_from_s, step.measured_to_s), (11.0, 14.0));
+}
+
 #[test]
 fn silent_level_breaches() {
     let mut s = Search::new(rules(), 0.0);
@@ -200,4 +221,66 @@ fn silent_level_breaches() {
     }
     assert!(s.is_done());
     assert_eq!(s.steps()[0].breach.as_deref(), Some("no answers"));
+}
+
+/// Open model: a server that answers at most `capacity` req/s, queueing the rest without a
+/// single 5XX. The answers falling short of the rate is the breach, so the knee is the last
+/// rate it kept up with, not the first one whose queue overflowed.
+#[test]
+fn an_open_model_level_not_kept_up_with_breaches_without_any_5xx() {
+    let mut r = rules();
+    (r.start, r.step, r.fine_step, r.slo_p99_ms) = (20.0, 20.0, 5.0, None);
+    r.keep_up = Some(KeepUp {
+        tolerance: 0.03,
+        poisson: false,
+    });
+    let capacity = 52.0;
+    let mut s = Search::new(r, 0.0);
+    let mut t = 0.0;
+    while !s.is_done() && t < 1000.0 {
+        t += 1.0;
+        let answered = s.level().min(capacity);
+        let iv = Interval {
+            end_s: t,
+            length_s: 1.0,
+            requests: answered as u64,
+            bad: 0,
+            p50_ms: 5.0,
+            p99_ms: 10.0,
+        };
+        s.observe(&iv, t);
+    }
+    assert_eq!(s.end(), End::Knee);
+    assert_eq!(s.knee().map(|k| k.level), Some(50.0));
+    let breach = s.steps().iter().find(|st| !st.passed).unwrap();
+    assert_eq!(breach.level, 60.0);
+    let why = breach.breach.as_deref().unwrap();
+    assert!(why.contains("answered 52.0 req/s of 60 offered"), "{why}");
+    // 55 offered, 52 answered: 5% short, past the 3% allowed.
+    assert!(!s.steps().iter().any(|st| st.level == 55.0 && st.passed));
+
+    // Poisson arrivals: the same shortfall within chance (3 standard deviations) passes.
+    let mut s = Search::new(
+        Rules {
+            start: 50.0,
+            max: 50.0,
+            keep_up: Some(KeepUp {
+                tolerance: 0.03,
+                poisson: true,
+            }),
+            slo_p99_ms: None,
+            ..rules()
+        },
+        0.0,
+    );
+    for t in 1..=4 {
+        let iv = Interval {
+            end_s: f64::from(t),
+            length_s: 1.0,
+            requests: 44,
+            ..good(f64::from(t))
+        };
+        s.observe(&iv, f64::from(t));
+    }
+    assert_eq!(s.end(), End::MaxReached, "{:?}", s.steps());
 }
