@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The phases, as the summary names them (`phases_ms: {PHASE: ...}`), in wire order.
@@ -12,7 +13,7 @@ pub const PHASES: [&str; 4] = ["dns", "connect", "tls", "ttfb"];
 
 /// One phase's figures, ms. A phase is counted only when it happened: a kept-alive request
 /// has no connect or TLS phase, so `count` is the connections opened for those phases.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 pub struct PhaseFigures {
     pub count: u64,
     pub p50: f64,
@@ -42,7 +43,7 @@ impl PhaseFigures {
 pub type PhasesMs = BTreeMap<String, PhaseFigures>;
 
 /// One row of the failures table: how many requests of a target failed for one reason.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema)]
 pub struct FailureRow {
     pub target: String,
     /// The outcome: a transport error kind (`tls`, `connect`, ...) or a status class (`5xx`).
