@@ -7,6 +7,7 @@
 //! May import: `scenario` (the specs the sections echo). Nothing else of the crate.
 
 mod baseline;
+pub mod batch;
 mod capacity;
 mod cost;
 mod file;
