@@ -63,7 +63,12 @@ impl Batching {
         (0..self.batches)
             .map(|b| {
                 let from = self.start + b * self.len;
-                let got: Vec<f64> = values.get(from..from + self.len)?.iter().flatten().copied().collect();
+                let got: Vec<f64> = values
+                    .get(from..from + self.len)?
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .collect();
                 (!got.is_empty()).then(|| got.iter().sum::<f64>() / got.len() as f64)
             })
             .collect()
@@ -93,7 +98,9 @@ pub struct TooFew {
 /// starts and stops inside the first and the last.
 pub fn batching(marker: &[f64], skip: usize) -> Result<Batching, TooFew> {
     let skip = skip.max(1);
-    let inner = marker.get(skip..marker.len().saturating_sub(1)).unwrap_or(&[]);
+    let inner = marker
+        .get(skip..marker.len().saturating_sub(1))
+        .unwrap_or(&[]);
     let warmup = mser5(inner);
     let steady = inner.len() - warmup;
     if steady < MIN_INTERVALS {

@@ -9,6 +9,7 @@
 mod baseline;
 pub mod batch;
 mod capacity;
+pub mod confidence;
 mod cost;
 mod file;
 pub mod hdr;

@@ -3,6 +3,8 @@
 //! exceed 1%", "43 arm64 nodes vs 56 amd64 nodes"), computed instead of eyeballed.
 
 use crate::outcome::Summary;
+use crate::outcome::batch::Interval;
+use crate::outcome::confidence::ci_text;
 use crate::outcome::{ArchCapacity, End};
 
 use super::charts::plain;
@@ -181,22 +183,60 @@ fn throughput_sentence(s: &Summary) -> Option<String> {
         .filter(|(arch, _)| **arch != cmp.baseline)
         .filter_map(|(arch, r)| {
             let a = s.by_arch.get(arch)?;
+            let ci = r.ci.clone().unwrap_or_default();
             Some(format!(
-                "{arch} served {} the throughput of {} ({} vs {} req/s) with {} its p99 \
-                 ({} vs {} ms) and {:.2}% vs {:.2}% 5XX",
+                "{arch} served {} the throughput of {} ({}{} vs {} req/s) with {} its p99 \
+                 ({}{} vs {} ms) and {:.2}% vs {:.2}% 5XX{}",
                 times(r.rps_ratio),
                 cmp.baseline,
+                confidence(ci.rps_ratio.as_ref(), 1.0),
                 plain(a.rps),
                 plain(base.rps),
                 times(r.p99_ratio),
+                confidence(ci.p99_ratio.as_ref(), 1.0),
                 plain(a.latency_ms.p99),
                 plain(base.latency_ms.p99),
                 a.ratio_5xx * 100.0,
-                base.ratio_5xx * 100.0
+                base.ratio_5xx * 100.0,
+                five_xx_confidence(ci.ratio_5xx_diff.as_ref()),
             ))
         })
         .collect();
-    Some(format!("{}.", parts.join("; ")))
+    let mut sentence = format!("{}.", parts.join("; "));
+    if let Some(note) = cmp.window.as_ref().and_then(|w| w.note.as_ref()) {
+        sentence.push_str(&format!(" No confidence intervals ({note})."));
+    }
+    Some(sentence)
+}
+
+/// "95% CI 0.97–1.03, no significant difference; " in front of a ratio's figures, or nothing
+/// without an interval.
+fn confidence(ci: Option<&Interval>, null: f64) -> String {
+    let Some(i) = ci else {
+        return String::new();
+    };
+    let judged = if i.covers(null) {
+        "no significant difference"
+    } else {
+        "significant"
+    };
+    format!("{}, {judged}; ", ci_text(i))
+}
+
+/// The 5XX difference's verdict, in percentage points.
+fn five_xx_confidence(ci: Option<&Interval>) -> String {
+    let Some(i) = ci else {
+        return String::new();
+    };
+    if i.covers(0.0) {
+        " (no significant difference)".to_owned()
+    } else {
+        format!(
+            " (a significant difference: {:+.2} to {:+.2} points, 95% CI)",
+            i.lo * 100.0,
+            i.hi * 100.0
+        )
+    }
 }
 
 fn cost_sentences(s: &Summary) -> Vec<String> {

@@ -105,6 +105,7 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
         recovered: None,
     };
     summary.cost = (facts.scenario.file.cost.as_ref()).map(|c| outcome::cost_of(c, &summary));
+    outcome::confidence::attach(&mut summary);
     summary
 }
 

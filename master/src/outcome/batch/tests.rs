@@ -83,13 +83,25 @@ fn paired_ratio_and_difference_cover_the_truth() {
     for _ in 0..runs {
         // A shared disturbance (the machine) moves both alike; the pairing removes it.
         let shared: Vec<f64> = (0..10).map(|_| normal(&mut rng)).collect();
-        let a: Vec<f64> = shared.iter().map(|s| 200.0 + 20.0 * s + 5.0 * normal(&mut rng)).collect();
-        let b: Vec<f64> = shared.iter().map(|s| 100.0 + 10.0 * s + 5.0 * normal(&mut rng)).collect();
+        let a: Vec<f64> = shared
+            .iter()
+            .map(|s| 200.0 + 20.0 * s + 5.0 * normal(&mut rng))
+            .collect();
+        let b: Vec<f64> = shared
+            .iter()
+            .map(|s| 100.0 + 10.0 * s + 5.0 * normal(&mut rng))
+            .collect();
         ratio += usize::from(ratio_interval(&a, &b).unwrap().covers(2.0));
         diff += usize::from(difference_interval(&a, &b).unwrap().covers(100.0));
     }
-    assert!((0.92..=0.98).contains(&(ratio as f64 / runs as f64)), "ratio {ratio}");
-    assert!((0.92..=0.98).contains(&(diff as f64 / runs as f64)), "difference {diff}");
+    assert!(
+        (0.92..=0.98).contains(&(ratio as f64 / runs as f64)),
+        "ratio {ratio}"
+    );
+    assert!(
+        (0.92..=0.98).contains(&(diff as f64 / runs as f64)),
+        "difference {diff}"
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::verdict::{Status, verdict};
 use crate::outcome::{Results, Summary};
 use capacity::{capacity_section, cost_section};
 use over_time::{distribution, over_time};
-use sections::{thresholds_section, workers_section};
+use sections::{comparison_section, thresholds_section, workers_section};
 
 /// Every chart the report can hold, by element id.
 pub const CHARTS: [&str; 6] = [
@@ -130,6 +130,7 @@ pub fn render(s: &Summary) -> Result<String, ReportError> {
         .map(|(name, t)| (format!("{} ({})", name, t.arch), String::new(), &t.results))
         .collect();
     results_table(&mut h, "Per target (declared arch)", &targets);
+    comparison_section(&mut h, s);
     if let Some(c) = &s.capacity {
         capacity_section(&mut h, c, &arches)?;
     }

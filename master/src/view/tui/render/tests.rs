@@ -311,3 +311,17 @@ fn numbers_fit_their_columns() {
     assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
     assert_eq!(shorten("abcdef", 4), "abc…");
 }
+
+#[test]
+fn ratios_carry_their_interval_once_the_series_is_long_enough() {
+    let mut snap = snapshot();
+    let screen = render(&UiState::default(), &snap, 80, 24);
+    let text = screen.join("\n");
+    // The fixture's series is constant: zero-width intervals (and ×1.20 is no 1).
+    let row = line_starting(&screen, "95%");
+    assert_eq!(words(row), ["95%", "±", "±0.00", "±0.00"], "{text}");
+    // Too short a series: no interval row at all.
+    snap.new_points.truncate(5);
+    let screen = render(&UiState::default(), &snap, 80, 24);
+    assert!(!screen.join("\n").contains("95% ±"));
+}
