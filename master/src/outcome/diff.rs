@@ -14,6 +14,36 @@ use super::confidence::{self, ArchBatches, Batches, Window};
 use super::rule::{Rule, RuleOutcome};
 use super::summary::{Results, Summary};
 
+/// A change with its interval and the two window means it is between.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Windowed {
+    ci: Interval,
+    base: f64,
+    candidate: f64,
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+/// The relative change between two runs' batch means.
+fn relative_change(b: &[f64], c: &[f64]) -> Option<Windowed> {
+    Some(Windowed {
+        ci: batch::change_interval(b, c)?,
+        base: mean(b),
+        candidate: mean(c),
+    })
+}
+
+/// The change in points between two runs' batch means of a ratio.
+fn points_change(b: &[f64], c: &[f64]) -> Option<Windowed> {
+    Some(Windowed {
+        ci: batch::shift_interval(b, c)?,
+        base: mean(b),
+        candidate: mean(c),
+    })
+}
+
 /// Why two summaries cannot be compared.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DiffError {
@@ -82,11 +112,14 @@ pub struct DiffRow {
     pub candidate_name: String,
     pub metric: String,
     pub unit: String,
-    /// Whole-run figures.
+    /// The figures compared: the means over each run's steady window when there is an
+    /// interval (per-interval percentiles averaged), else the whole-run figures.
     pub base: f64,
     pub candidate: f64,
+    /// The whole-run figures, as each summary states them.
+    pub base_run: f64,
+    pub candidate_run: f64,
     pub change_kind: Change,
-    /// The change over the steady windows when there is an interval, else over the whole runs.
     pub change: Option<f64>,
     /// 95% interval of the change.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,7 +256,7 @@ pub fn diff(
         let per =
             |x: &Option<Batches>, t: &str| x.as_ref().and_then(|x| x.by_target.get(t).cloned());
         let ci = match (per(&bb, target), per(&cb, c_target)) {
-            (Some(b), Some(c)) => batch::change_interval(&b, &c),
+            (Some(b), Some(c)) => relative_change(&b, &c),
             _ => None,
         };
         let mut row = Rows::new("target", target, c_target, &mut rows);
@@ -236,8 +269,9 @@ pub fn diff(
         base: run_ref(base, bb),
         candidate: run_ref(candidate, cb),
         method: format!(
-            "batch means over each run's steady window, {:.0}% intervals of the change \
-             (Welch; relative changes on the log scale)",
+            "figures with an interval: means over each run's steady window (per-interval \
+             percentiles averaged), {:.0}% intervals of the change from both runs' batch means \
+             (Welch; relative changes on the log scale); figures without: whole-run",
             batch::LEVEL * 100.0
         ),
         rows,
@@ -268,7 +302,7 @@ fn results_rows(
         return;
     };
     let change = |x: &Option<Vec<f64>>, y: &Option<Vec<f64>>| match (x, y) {
-        (Some(x), Some(y)) => batch::change_interval(x, y),
+        (Some(x), Some(y)) => relative_change(x, y),
         _ => None,
     };
     row.relative(
@@ -276,7 +310,7 @@ fn results_rows(
         "req/s",
         b.rps,
         c.rps,
-        batch::change_interval(&bb.rps, &cb.rps),
+        relative_change(&bb.rps, &cb.rps),
     );
     latency_rows(
         row,
@@ -288,12 +322,12 @@ fn results_rows(
             change(&bb.p99, &cb.p99),
         ]),
     );
-    let ci = batch::shift_interval(&bb.ratio_5xx(), &cb.ratio_5xx());
+    let ci = points_change(&bb.ratio_5xx(), &cb.ratio_5xx());
     row.points("5xx_ratio", b.ratio_5xx, c.ratio_5xx, ci);
 }
 
 /// Latency percentiles; p50, p95 and p99 have per-interval figures, so intervals.
-fn latency_rows(row: &mut Rows, b: &Results, c: &Results, ci: Option<[Option<Interval>; 3]>) {
+fn latency_rows(row: &mut Rows, b: &Results, c: &Results, ci: Option<[Option<Windowed>; 3]>) {
     let [p50, p95, p99] = ci.unwrap_or_default();
     let (lb, lc) = (&b.latency_ms, &c.latency_ms);
     if b.requests == 0 || c.requests == 0 {
@@ -332,16 +366,19 @@ impl<'a> Rows<'a> {
         values: (f64, f64),
         kind: Change,
         change: Option<f64>,
-        ci: Option<Interval>,
+        windowed: Option<Windowed>,
     ) {
+        let ci = windowed.map(|w| w.ci);
         self.out.push(DiffRow {
             kind: self.kind.to_owned(),
             name: self.name.clone(),
             candidate_name: self.candidate_name.clone(),
             metric: metric.to_owned(),
             unit: unit.to_owned(),
-            base: values.0,
-            candidate: values.1,
+            base: windowed.map_or(values.0, |w| w.base),
+            candidate: windowed.map_or(values.1, |w| w.candidate),
+            base_run: values.0,
+            candidate_run: values.1,
             change_kind: kind,
             change: ci.map(|i| i.estimate).or(change),
             ci,
@@ -349,12 +386,12 @@ impl<'a> Rows<'a> {
         });
     }
 
-    fn relative(&mut self, metric: &str, unit: &str, b: f64, c: f64, ci: Option<Interval>) {
+    fn relative(&mut self, metric: &str, unit: &str, b: f64, c: f64, ci: Option<Windowed>) {
         let change = (b > 0.0).then(|| c / b - 1.0);
         self.push(metric, unit, (b, c), Change::Relative, change, ci);
     }
 
-    fn points(&mut self, metric: &str, b: f64, c: f64, ci: Option<Interval>) {
+    fn points(&mut self, metric: &str, b: f64, c: f64, ci: Option<Windowed>) {
         self.push(metric, "%", (b, c), Change::Points, Some(c - b), ci);
     }
 }
