@@ -13,4 +13,4 @@ need_time
 build_release -p stampede-master --example summary_cost
 echo "summary cost ($(describe_machine))"
 /usr/bin/time -f '  peak RSS of the whole bench process %M KiB' \
-    "$ROOT/target/release/examples/summary_cost" "$WORK/summary.json" 2>&1 | sed 's/^summary/  summary/'
+    "$RELEASE/examples/summary_cost" "$WORK/summary.json" 2>&1 | sed 's/^summary/  summary/'
