@@ -7,7 +7,7 @@
 # leaves 1 out (goal: all). The three targets of one run share the machine's moments, and the
 # intervals are paired per batch, so the machine's noise moves them alike.
 #
-#   bash bench/aa.sh            # RUNS=20 RUN_TIME=30s EXTRA_DELAY=5ms DIM=100 USERS=30
+#   bash bench/aa.sh            # RUNS=20 RUN_TIME=30s EXTRA_DELAY=5ms DIM=100 USERS=30 [BIN=DIR]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,26 +17,30 @@ EXTRA_DELAY=${EXTRA_DELAY:-5ms}
 DIM=${DIM:-100}
 USERS=${USERS:-30}
 
-build_release -p stampede-master -p stampede-workload-server
-BIN=${BIN:-$RELEASE}
+# BIN=DIR: binaries built already (e.g. copied away from a shared target directory).
+if [[ -z ${BIN:-} ]]; then
+    build_release -p stampede-master -p stampede-workload-server
+    BIN=$RELEASE
+fi
 say "machine: $(describe_machine)"
 
-start_server() { # start_server LABEL EXTRA_DELAY: prints the port
-    local port
-    port=$(free_port)
-    taskset -c "$SERVER_CORE" "$BIN/stampede-workload-server" --listen "127.0.0.1:$port" \
+# start_server LABEL EXTRA_DELAY: its port in PORT (not printed: a command substitution would
+# wait for the server's end on its inherited stdout).
+start_server() {
+    PORT=$(free_port)
+    taskset -c "$SERVER_CORE" "$BIN/stampede-workload-server" --listen "127.0.0.1:$PORT" \
         --matrix-dim "$DIM" --arch-label "$1" --extra-delay "$2" \
-        --max-queue 1000 2>>"$WORK/servers.log" &
+        --max-queue 1000 >/dev/null 2>>"$WORK/servers.log" &
     PIDS+=($!)
     for _ in $(seq 1 100); do
-        curl -fsS --max-time 1 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+        curl -fsS --max-time 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
         sleep 0.05
     done
-    echo "$port"
+    say "a workload server did not start"; cat "$WORK/servers.log" >&2; return 1
 }
-amd=$(start_server amd64 0s)
-arm=$(start_server arm64 0s)
-slow=$(start_server arm64-slow "$EXTRA_DELAY")
+start_server amd64 0s; amd=$PORT
+start_server arm64 0s; arm=$PORT
+start_server arm64-slow "$EXTRA_DELAY"; slow=$PORT
 
 cat >"$WORK/aa.toml" <<TOML
 name = "aa"

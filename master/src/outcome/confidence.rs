@@ -298,3 +298,94 @@ fn fill(cmp: &mut Comparison, b: &Batches) {
 pub fn ci_text(i: &Interval) -> String {
     format!("95% CI {:.2}–{:.2}", i.lo, i.hi)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::summary::{Results, TargetResults};
+
+    /// A summary of `n` one-second intervals where arm64 serves `ratio`× amd64's throughput.
+    fn summary(n: usize, ratio: f64) -> Summary {
+        let arches = [("amd64", 100.0), ("arm64", 100.0 * ratio)];
+        let mut s = Summary {
+            interval_s: 1.0,
+            ..Summary::default()
+        };
+        for (arch, rps) in arches {
+            let r = Results {
+                rps,
+                requests: (rps * n as f64) as u64,
+                ..Results::default()
+            };
+            let t = TargetResults {
+                arch: arch.to_owned(),
+                results: r.clone(),
+            };
+            s.by_target.insert(format!("t-{arch}"), t);
+            s.by_arch.insert(arch.to_owned(), r);
+        }
+        s.series = (0..n)
+            .map(|i| {
+                let wobble = [0.97, 1.02, 1.0, 0.99, 1.03, 0.98][i % 6];
+                let point = |rps: f64| ArchPoint {
+                    rps: rps * wobble,
+                    requests: (rps * wobble) as u64,
+                    ratio_5xx: 0.01,
+                    errors: 0,
+                    p50_ms: 5.0 * wobble,
+                    p95_ms: 8.0,
+                    p99_ms: 10.0 * wobble,
+                    failures: 0,
+                    hdr: None,
+                };
+                SeriesPoint {
+                    t: (i + 1) as f64,
+                    users: 10,
+                    rps: arches.iter().map(|(_, r)| r * wobble).sum(),
+                    by_arch: arches.iter().map(|&(a, r)| (a.to_owned(), point(r))).collect(),
+                    by_target: arches
+                        .iter()
+                        .map(|&(a, r)| (format!("t-{a}"), r * wobble))
+                        .collect(),
+                }
+            })
+            .collect();
+        s.comparison = Comparison::of(&s.by_arch);
+        s
+    }
+
+    #[test]
+    fn the_comparison_records_window_and_intervals() {
+        let mut s = summary(62, 1.2);
+        attach(&mut s);
+        let c = s.comparison.unwrap();
+        let w = c.window.unwrap();
+        assert_eq!((w.method.as_str(), w.batches), (METHOD, 10));
+        assert!(w.batch_s >= 4.0 && w.from_s >= 1.0 && w.to_s <= 61.0, "{w:?}");
+        assert_eq!(w.to_s - w.from_s, w.batch_s * 10.0);
+        assert_eq!(w.note, None);
+        let ci = c.by_arch["arm64"].ci.clone().unwrap();
+        let rps = ci.rps_ratio.unwrap();
+        // Both arches wobble together: the paired ratio is exact.
+        assert!((rps.estimate - 1.2).abs() < 1e-9 && !rps.covers(1.0), "{rps:?}");
+        assert!(ci.p99_ratio.unwrap().covers(1.0));
+        // Counts are whole: 1% of 97 and of 117 requests round to one 5XX each.
+        assert!(ci.ratio_5xx_diff.unwrap().estimate.abs() < 0.003);
+        assert!((ci.ratio_5xx.unwrap().estimate - 0.01).abs() < 0.002);
+        assert_eq!(c.by_arch["amd64"].ci, None);
+        let t = &c.by_target["t-arm64"];
+        assert_eq!(t.vs, "t-amd64");
+        assert!((t.rps_ci.unwrap().estimate - 1.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_short_run_says_it_has_no_interval() {
+        let mut s = summary(15, 1.0);
+        attach(&mut s);
+        let c = s.comparison.unwrap();
+        let note = c.window.unwrap().note.unwrap();
+        assert!(note.contains("too few steady intervals (13"), "{note}");
+        assert_eq!(c.by_arch["arm64"].ci, None);
+        assert_eq!(c.by_target["t-arm64"].rps_ci, None);
+    }
+}

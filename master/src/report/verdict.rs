@@ -297,3 +297,78 @@ pub fn money(v: f64) -> String {
         format!("{v:.4}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::outcome::confidence::{RatioIntervals, Window};
+    use crate::outcome::{Comparison, Results};
+
+    fn interval(lo: f64, hi: f64) -> Option<Interval> {
+        Some(Interval {
+            estimate: (lo + hi) / 2.0,
+            lo,
+            hi,
+        })
+    }
+
+    fn summary(ci: Option<RatioIntervals>, note: Option<&str>) -> Summary {
+        let by_arch: BTreeMap<String, Results> = ["amd64", "arm64"]
+            .into_iter()
+            .map(|a| (a.to_owned(), Results::default()))
+            .collect();
+        let mut comparison = Comparison::of(&by_arch).unwrap();
+        if let Some(r) = comparison.by_arch.get_mut("arm64") {
+            r.ci = ci;
+        }
+        comparison.window = note.map(|n| Window {
+            method: "batch_means".into(),
+            level: 0.95,
+            warmup: String::new(),
+            from_s: 0.0,
+            to_s: 0.0,
+            intervals: 3,
+            batches: 0,
+            batch_s: 0.0,
+            note: Some(n.to_owned()),
+        });
+        Summary {
+            by_arch,
+            comparison: Some(comparison),
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn the_sentence_says_whether_each_ratio_is_significant() {
+        let ci = RatioIntervals {
+            rps_ratio: interval(0.97, 1.03),
+            p99_ratio: interval(1.10, 1.30),
+            ratio_5xx_diff: interval(-0.001, 0.001),
+            ..RatioIntervals::default()
+        };
+        let v = verdict(&summary(Some(ci), None));
+        assert!(
+            v.headline
+                .contains("(95% CI 0.97–1.03, no significant difference; "),
+            "{}",
+            v.headline
+        );
+        assert!(v.headline.contains("(95% CI 1.10–1.30, significant; "), "{}", v.headline);
+        assert!(v.headline.ends_with("5XX (no significant difference)."), "{}", v.headline);
+    }
+
+    #[test]
+    fn without_intervals_the_sentence_says_why() {
+        let v = verdict(&summary(None, Some("no interval: too few steady intervals")));
+        assert!(!v.headline.contains("95% CI"), "{}", v.headline);
+        assert!(
+            v.headline
+                .ends_with("No confidence intervals (no interval: too few steady intervals)."),
+            "{}",
+            v.headline
+        );
+    }
+}
