@@ -342,7 +342,10 @@ mod tests {
                     t: (i + 1) as f64,
                     users: 10,
                     rps: arches.iter().map(|(_, r)| r * wobble).sum(),
-                    by_arch: arches.iter().map(|&(a, r)| (a.to_owned(), point(r))).collect(),
+                    by_arch: arches
+                        .iter()
+                        .map(|&(a, r)| (a.to_owned(), point(r)))
+                        .collect(),
                     by_target: arches
                         .iter()
                         .map(|&(a, r)| (format!("t-{a}"), r * wobble))
@@ -361,13 +364,19 @@ mod tests {
         let c = s.comparison.unwrap();
         let w = c.window.unwrap();
         assert_eq!((w.method.as_str(), w.batches), (METHOD, 10));
-        assert!(w.batch_s >= 4.0 && w.from_s >= 1.0 && w.to_s <= 61.0, "{w:?}");
+        assert!(
+            w.batch_s >= 4.0 && w.from_s >= 1.0 && w.to_s <= 61.0,
+            "{w:?}"
+        );
         assert_eq!(w.to_s - w.from_s, w.batch_s * 10.0);
         assert_eq!(w.note, None);
         let ci = c.by_arch["arm64"].ci.clone().unwrap();
         let rps = ci.rps_ratio.unwrap();
         // Both arches wobble together: the paired ratio is exact.
-        assert!((rps.estimate - 1.2).abs() < 1e-9 && !rps.covers(1.0), "{rps:?}");
+        assert!(
+            (rps.estimate - 1.2).abs() < 1e-9 && !rps.covers(1.0),
+            "{rps:?}"
+        );
         assert!(ci.p99_ratio.unwrap().covers(1.0));
         // Counts are whole: 1% of 97 and of 117 requests round to one 5XX each.
         assert!(ci.ratio_5xx_diff.unwrap().estimate.abs() < 0.003);

@@ -356,13 +356,24 @@ mod tests {
             "{}",
             v.headline
         );
-        assert!(v.headline.contains("(95% CI 1.10–1.30, significant; "), "{}", v.headline);
-        assert!(v.headline.ends_with("5XX (no significant difference)."), "{}", v.headline);
+        assert!(
+            v.headline.contains("(95% CI 1.10–1.30, significant; "),
+            "{}",
+            v.headline
+        );
+        assert!(
+            v.headline.ends_with("5XX (no significant difference)."),
+            "{}",
+            v.headline
+        );
     }
 
     #[test]
     fn without_intervals_the_sentence_says_why() {
-        let v = verdict(&summary(None, Some("no interval: too few steady intervals")));
+        let v = verdict(&summary(
+            None,
+            Some("no interval: too few steady intervals"),
+        ));
         assert!(!v.headline.contains("95% CI"), "{}", v.headline);
         assert!(
             v.headline
