@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::batch::{self, Batching, Interval, TooFew};
+use super::batch::{self, Batching, TooFew};
+pub use super::intervals::{RatioIntervals, TargetRatio, Window};
 use super::series::{ArchPoint, SeriesPoint};
 use super::summary::{Comparison, Summary};
 
@@ -16,58 +15,6 @@ use super::summary::{Comparison, Summary};
 pub const METHOD: &str = "batch_means";
 /// How the start of the window is found, as the summary says it.
 pub const WARMUP: &str = "ramp end, then MSER-5";
-
-/// The window and method behind a summary's intervals.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Window {
-    pub method: String,
-    /// Confidence level of every interval (0.95).
-    pub level: f64,
-    /// How the warm-up was cut.
-    pub warmup: String,
-    /// The steady window, seconds since the run started (0 when there is none).
-    pub from_s: f64,
-    pub to_s: f64,
-    /// Series intervals in the window.
-    pub intervals: usize,
-    pub batches: usize,
-    /// Length of one batch, seconds.
-    pub batch_s: f64,
-    /// Why there are no intervals, when there are none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// The intervals of one arch's figures against the baseline's, over the steady window.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct RatioIntervals {
-    /// Mean throughput over the baseline's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rps_ratio: Option<Interval>,
-    /// Mean per-interval p50 over the baseline's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p50_ratio: Option<Interval>,
-    /// Mean per-interval p99 over the baseline's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p99_ratio: Option<Interval>,
-    /// This arch's 5XX ratio (5XX over requests).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratio_5xx: Option<Interval>,
-    /// This arch's 5XX ratio minus the baseline's (a ratio of zeros says nothing; a
-    /// difference does).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratio_5xx_diff: Option<Interval>,
-}
-
-/// One target's throughput against the baseline arch's first target.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TargetRatio {
-    /// The target compared against.
-    pub vs: String,
-    pub rps_ratio: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rps_ci: Option<Interval>,
-}
 
 /// One arch's batch means over the steady window.
 #[derive(Debug, Clone, PartialEq)]
@@ -295,7 +242,7 @@ fn fill(cmp: &mut Comparison, b: &Batches) {
 }
 
 /// "95% CI 0.97–1.03", for a ratio's interval.
-pub fn ci_text(i: &Interval) -> String {
+pub fn ci_text(i: &batch::Interval) -> String {
     format!("95% CI {:.2}–{:.2}", i.lo, i.hi)
 }
 

@@ -14,6 +14,7 @@ mod cost;
 pub mod diff;
 mod file;
 pub mod hdr;
+mod intervals;
 mod judge;
 mod pricing;
 pub mod rule;

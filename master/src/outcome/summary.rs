@@ -8,9 +8,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::capacity::CapacityReport;
-use super::confidence::{RatioIntervals, TargetRatio, Window};
 use super::cost::CostReport;
 use super::file::write_atomically;
+use super::intervals::{RatioIntervals, TargetRatio, Window};
 use super::series::SeriesPoint;
 use super::thresholds::Outcome;
 
