@@ -12,7 +12,7 @@
 //! | [`stats`] | counting: tallies, report histograms, the exact aggregator and its series | `outcome`, `scenario` |
 //! | `view` | live views of one snapshot: terminal UI, headless printer, Prometheus metrics | `outcome`, `scenario` |
 //! | [`report`] | files from a summary: HTML, Locust CSV, HdrHistogram logs, the verdict in words | `outcome`, `scenario` |
-//! | [`outcome`] | the `stampede.summary.v1` schema in one place, and what is judged on it alone (thresholds, cost, comparison) | `scenario` |
+//! | [`outcome`] | the `stampede.summary.v1` schema in one place, and what is judged on it alone (thresholds, cost, comparison, confidence intervals by batch means, the diff of two summaries for `compare`) | `scenario` |
 //! | [`scenario`] | the scenario file: model, layered loading, validation, threshold grammar, load plan, compilation for workers, `check`'s description | nothing |
 //!
 //! Imports run one way, down this table: views and reports read snapshots and summaries,

@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// How long a graceful shutdown waits for in-flight requests before giving up on them.
     pub drain_timeout: Duration,
+    /// Added to every `/runtime` answer after the multiply (no CPU, no slot held): a known
+    /// difference for A/B checks of the measurement (`bench/aa.sh`). Zero by default.
+    pub extra_delay: Duration,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             deadline: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
+            extra_delay: Duration::ZERO,
         }
     }
 }
@@ -200,6 +204,10 @@ pub struct Cli {
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Wait this long more before every /runtime answer (e.g. 5ms): a known slowdown for A/B
+    /// checks; holds no compute slot.
+    #[arg(long, env = "EXTRA_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub extra_delay: Duration,
 }
 
 impl Cli {
@@ -223,6 +231,7 @@ impl Cli {
             deadline: self.deadline,
             max_body_bytes: self.max_body_bytes,
             drain_timeout: self.drain_timeout,
+            extra_delay: self.extra_delay,
         }
     }
 }

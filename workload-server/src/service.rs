@@ -78,6 +78,7 @@ pub(crate) struct App {
     max_dim: usize,
     app_split: f64,
     max_body_bytes: u64,
+    extra_delay: std::time::Duration,
     identity: Identity,
     admission: Admission,
     metrics: Metrics,
@@ -105,6 +106,7 @@ impl App {
             max_dim: config.max_matrix_dim,
             app_split: config.app_split,
             max_body_bytes: config.max_body_bytes,
+            extra_delay: config.extra_delay,
             identity,
             admission,
             metrics,
@@ -217,6 +219,9 @@ impl App {
         };
         let compute = product.compute_time.as_secs_f64();
         self.metrics.observe_compute(compute);
+        if !self.extra_delay.is_zero() {
+            tokio::time::sleep(self.extra_delay).await;
+        }
 
         let mut json = String::with_capacity(self.identity.json_prefix.len() + 160);
         json.push_str(&self.identity.json_prefix);

@@ -1,5 +1,5 @@
-//! The command line as clap types: `run`, `check`, `report`, `demo`, and the flags `run` and
-//! `demo` share. Every flag also reads the environment (`STAMPEDE_*`).
+//! The command line as clap types: `run`, `check`, `report`, `demo`, `recover`, `compare`,
+//! and the flags `run` and `demo` share. Every flag also reads the environment (`STAMPEDE_*`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +32,31 @@ pub enum Command {
     Report(ReportArgs),
     /// Write the summary (and reports) of a run whose master died, from its journal.
     Recover(RecoverArgs),
+    /// Compare two runs' summaries: every figure's change with its 95% interval.
+    Compare(CompareArgs),
+}
+
+/// `compare`'s arguments.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The base run's JSON summary.
+    pub base: PathBuf,
+    /// The candidate run's JSON summary.
+    pub candidate: PathBuf,
+    /// Exit 1 when a significant change passes this rule: the threshold grammar with a change
+    /// in percent, e.g. "p99 > +5%", "arch:arm64/rps < -10%", "target:arm/5xx_ratio > +0.5%"
+    /// (points for ratios). Repeatable.
+    #[arg(long = "fail-on", value_name = "RULE")]
+    pub fail_on: Vec<String>,
+    /// Which base arch or target is which in the candidate, e.g. arm64=graviton4. Repeatable.
+    #[arg(long = "map", value_name = "BASE=CANDIDATE")]
+    pub map: Vec<String>,
+    /// A Markdown table (for a pull request comment) instead of the plain one.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    /// The comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `demo`'s flags.

@@ -18,6 +18,8 @@ pub enum Failure {
         summary: PathBuf,
         failed: Vec<String>,
     },
+    /// `compare`: these `--fail-on` rules found a significant regression.
+    Regressions(Vec<String>),
     /// A bad scenario, flag or input file: nothing was run.
     BadInput(anyhow::Error),
     /// The run could not be carried out (no workers came, an output could not be written, ...).
@@ -35,7 +37,7 @@ impl Failure {
 
     pub fn code(&self) -> u8 {
         match self {
-            Failure::Thresholds { .. } => 1,
+            Failure::Thresholds { .. } | Failure::Regressions(_) => 1,
             Failure::BadInput(_) => 2,
             Failure::NotCarriedOut(_) => 3,
         }
@@ -51,6 +53,9 @@ impl fmt::Display for Failure {
                 summary.display(),
                 failed.join("; ")
             ),
+            Failure::Regressions(fired) => {
+                write!(f, "significant regression: {}", fired.join("; "))
+            }
             Failure::BadInput(e) | Failure::NotCarriedOut(e) => write!(f, "error: {e:#}"),
         }
     }

@@ -1,10 +1,12 @@
 //! The binary's edge: the command line (`cli`), carrying out a run (`execute`, with its
-//! `outputs`), the demo (`demo`), in-process workers (`local`), signals (`shutdown`), logs
-//! (`logging`), and the one error type that becomes the exit code (`exit`).
+//! `outputs`), comparing two summaries (`compare`), the demo (`demo`), in-process workers
+//! (`local`), signals (`shutdown`), logs (`logging`), and the one error type that becomes the
+//! exit code (`exit`).
 //!
 //! May import: everything below it; nothing imports it.
 
 mod cli;
+mod compare;
 mod demo;
 mod execute;
 mod exit;
@@ -57,6 +59,7 @@ async fn command(command: Command) -> Result<(), Failure> {
         Command::Demo(args) => demo::run(args).await,
         Command::Report(args) => report(&args),
         Command::Recover(args) => recover(&args),
+        Command::Compare(args) => compare::compare(&args),
     }
 }
 

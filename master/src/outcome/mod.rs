@@ -7,13 +7,18 @@
 //! May import: `scenario` (the specs the sections echo). Nothing else of the crate.
 
 mod baseline;
+pub mod batch;
 mod capacity;
+pub mod confidence;
 mod cost;
+pub mod diff;
 mod file;
 pub mod hdr;
+mod intervals;
 mod judge;
 mod phases;
 mod pricing;
+pub mod rule;
 mod schema;
 mod series;
 mod summary;

@@ -43,7 +43,9 @@ impl PhaseFigures {
 pub type PhasesMs = BTreeMap<String, PhaseFigures>;
 
 /// One row of the failures table: how many requests of a target failed for one reason.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema,
+)]
 pub struct FailureRow {
     pub target: String,
     /// The outcome: a transport error kind (`tls`, `connect`, ...) or a status class (`5xx`).

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::capacity::CapacityReport;
 use super::cost::CostReport;
 use super::file::write_atomically;
+use super::intervals::{RatioIntervals, TargetRatio, Window};
 use super::phases::{FailureRow, PhasesMs};
 use super::series::SeriesPoint;
 use super::thresholds::Outcome;
@@ -235,6 +236,12 @@ pub struct WorkerRecord {
 pub struct Comparison {
     pub baseline: String,
     pub by_arch: BTreeMap<String, Ratios>,
+    /// The steady window and method the intervals were computed over (`docs/confidence.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    /// Each target's throughput against the baseline arch's first target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_target: BTreeMap<String, TargetRatio>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -243,6 +250,13 @@ pub struct Ratios {
     pub rps_ratio: f64,
     /// This arch's p99 over the baseline's (lower is better).
     pub p99_ratio: f64,
+    /// This arch's p50 over the baseline's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ratio: Option<f64>,
+    /// 95% intervals over the steady window (absent for the baseline itself, and when the
+    /// window was too short).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<RatioIntervals>,
 }
 
 impl Summary {
@@ -271,6 +285,8 @@ impl Comparison {
                 let ratios = Ratios {
                     rps_ratio: safe_div(r.rps, base.rps),
                     p99_ratio: safe_div(r.latency_ms.p99, base.latency_ms.p99),
+                    p50_ratio: Some(safe_div(r.latency_ms.p50, base.latency_ms.p50)),
+                    ci: None,
                 };
                 (arch.clone(), ratios)
             })
@@ -278,6 +294,8 @@ impl Comparison {
         Some(Comparison {
             baseline: baseline.to_owned(),
             by_arch,
+            window: None,
+            by_target: BTreeMap::new(),
         })
     }
 }

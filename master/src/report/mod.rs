@@ -1,12 +1,13 @@
 //! Reporters of one summary model: the HTML report, Locust-format CSV and HdrHistogram
 //! interval logs (and the thresholds as JUnit XML) are all written from a [`Summary`], during a run or later from its JSON
 //! (`stampede-master report`), so they always agree with it; the verdict in words is read from
-//! it too.
+//! it too, and the comparison of two summaries (`compare`) is put in words here.
 //!
 //! May import: `outcome` only (and `scenario`, which it echoes).
 
 pub mod charts;
 pub mod csv;
+pub mod diff;
 pub mod hdrlog;
 pub mod html;
 pub mod junit;

@@ -3,6 +3,8 @@
 //! exceed 1%", "43 arm64 nodes vs 56 amd64 nodes"), computed instead of eyeballed.
 
 use crate::outcome::Summary;
+use crate::outcome::batch::Interval;
+use crate::outcome::confidence::ci_text;
 use crate::outcome::{ArchCapacity, End};
 
 use super::charts::plain;
@@ -194,22 +196,60 @@ fn throughput_sentence(s: &Summary) -> Option<String> {
         .filter(|(arch, _)| **arch != cmp.baseline)
         .filter_map(|(arch, r)| {
             let a = s.by_arch.get(arch)?;
+            let ci = r.ci.clone().unwrap_or_default();
             Some(format!(
-                "{arch} served {} the throughput of {} ({} vs {} req/s) with {} its p99 \
-                 ({} vs {} ms) and {:.2}% vs {:.2}% 5XX",
+                "{arch} served {} the throughput of {} ({}{} vs {} req/s) with {} its p99 \
+                 ({}{} vs {} ms) and {:.2}% vs {:.2}% 5XX{}",
                 times(r.rps_ratio),
                 cmp.baseline,
+                confidence(ci.rps_ratio.as_ref(), 1.0),
                 plain(a.rps),
                 plain(base.rps),
                 times(r.p99_ratio),
+                confidence(ci.p99_ratio.as_ref(), 1.0),
                 plain(a.latency_ms.p99),
                 plain(base.latency_ms.p99),
                 a.ratio_5xx * 100.0,
-                base.ratio_5xx * 100.0
+                base.ratio_5xx * 100.0,
+                five_xx_confidence(ci.ratio_5xx_diff.as_ref()),
             ))
         })
         .collect();
-    Some(format!("{}.", parts.join("; ")))
+    let mut sentence = format!("{}.", parts.join("; "));
+    if let Some(note) = cmp.window.as_ref().and_then(|w| w.note.as_ref()) {
+        sentence.push_str(&format!(" No confidence intervals ({note})."));
+    }
+    Some(sentence)
+}
+
+/// "95% CI 0.97–1.03, no significant difference; " in front of a ratio's figures, or nothing
+/// without an interval.
+fn confidence(ci: Option<&Interval>, null: f64) -> String {
+    let Some(i) = ci else {
+        return String::new();
+    };
+    let judged = if i.covers(null) {
+        "no significant difference"
+    } else {
+        "significant"
+    };
+    format!("{}, {judged}; ", ci_text(i))
+}
+
+/// The 5XX difference's verdict, in percentage points.
+fn five_xx_confidence(ci: Option<&Interval>) -> String {
+    let Some(i) = ci else {
+        return String::new();
+    };
+    if i.covers(0.0) {
+        " (no significant difference)".to_owned()
+    } else {
+        format!(
+            " (a significant difference: {:+.2} to {:+.2} points, 95% CI)",
+            i.lo * 100.0,
+            i.hi * 100.0
+        )
+    }
 }
 
 fn cost_sentences(s: &Summary) -> Vec<String> {
@@ -268,5 +308,91 @@ pub fn money(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::outcome::confidence::{RatioIntervals, Window};
+    use crate::outcome::{Comparison, Results};
+
+    fn interval(lo: f64, hi: f64) -> Option<Interval> {
+        Some(Interval {
+            estimate: (lo + hi) / 2.0,
+            lo,
+            hi,
+        })
+    }
+
+    fn summary(ci: Option<RatioIntervals>, note: Option<&str>) -> Summary {
+        let by_arch: BTreeMap<String, Results> = ["amd64", "arm64"]
+            .into_iter()
+            .map(|a| (a.to_owned(), Results::default()))
+            .collect();
+        let mut comparison = Comparison::of(&by_arch).unwrap();
+        if let Some(r) = comparison.by_arch.get_mut("arm64") {
+            r.ci = ci;
+        }
+        comparison.window = note.map(|n| Window {
+            method: "batch_means".into(),
+            level: 0.95,
+            warmup: String::new(),
+            from_s: 0.0,
+            to_s: 0.0,
+            intervals: 3,
+            batches: 0,
+            batch_s: 0.0,
+            note: Some(n.to_owned()),
+        });
+        Summary {
+            by_arch,
+            comparison: Some(comparison),
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn the_sentence_says_whether_each_ratio_is_significant() {
+        let ci = RatioIntervals {
+            rps_ratio: interval(0.97, 1.03),
+            p99_ratio: interval(1.10, 1.30),
+            ratio_5xx_diff: interval(-0.001, 0.001),
+            ..RatioIntervals::default()
+        };
+        let v = verdict(&summary(Some(ci), None));
+        assert!(
+            v.headline
+                .contains("(95% CI 0.97–1.03, no significant difference; "),
+            "{}",
+            v.headline
+        );
+        assert!(
+            v.headline.contains("(95% CI 1.10–1.30, significant; "),
+            "{}",
+            v.headline
+        );
+        assert!(
+            v.headline.ends_with("5XX (no significant difference)."),
+            "{}",
+            v.headline
+        );
+    }
+
+    #[test]
+    fn without_intervals_the_sentence_says_why() {
+        let v = verdict(&summary(
+            None,
+            Some("no interval: too few steady intervals"),
+        ));
+        assert!(!v.headline.contains("95% CI"), "{}", v.headline);
+        assert!(
+            v.headline
+                .ends_with("No confidence intervals (no interval: too few steady intervals)."),
+            "{}",
+            v.headline
+        );
     }
 }

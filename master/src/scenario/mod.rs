@@ -30,7 +30,7 @@ pub use load::{ScenarioError, load, parse};
 pub use model::*;
 pub use plan::{Plan, Step, StepKind};
 pub use target::warnings;
-pub use threshold::{Metric, Op, Scope, Threshold};
+pub use threshold::{Metric, Op, Scope, Threshold, parse_op, parse_scope};
 pub use tls::{HttpVersion, Pem, TargetTls};
 pub use valid_load::{DEFAULT_LIMIT, Limit, ValidLoad};
 

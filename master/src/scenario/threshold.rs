@@ -48,6 +48,29 @@ const METRICS: &[(&str, Metric)] = &[
 ];
 
 impl Metric {
+    /// The metric a threshold key names (`p99`, `5xx_ratio`, ...); the error lists them all.
+    pub fn named(name: &str) -> Result<Metric, String> {
+        METRICS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, m)| m)
+            .ok_or_else(|| {
+                let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "unknown metric `{name}`; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// Its name in threshold keys.
+    pub fn name(self) -> &'static str {
+        METRICS
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("?", |(n, _)| n)
+    }
+
     fn is_latency(self) -> bool {
         !matches!(
             self,
@@ -103,17 +126,7 @@ impl Threshold {
     /// Parses `key = "expr"` (or the table form); the error says what was expected.
     pub fn parse(key: &str, spec: &ThresholdSpec) -> Result<Threshold, String> {
         let (scope, metric_name) = parse_scope(key)?;
-        let metric = METRICS
-            .iter()
-            .find(|(name, _)| *name == metric_name)
-            .map(|&(_, m)| m)
-            .ok_or_else(|| {
-                let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-                format!(
-                    "unknown metric `{metric_name}`; expected one of {}",
-                    names.join(", ")
-                )
-            })?;
+        let metric = Metric::named(metric_name)?;
         if metric == Metric::Dropped && scope != Scope::All {
             return Err(
                 "`dropped` is counted for the whole run: use it without an arch: or target: scope"
@@ -139,7 +152,8 @@ impl Threshold {
     }
 }
 
-fn parse_scope(key: &str) -> Result<(Scope, &str), String> {
+/// `arch:NAME/metric`, `target:NAME/metric` or `metric`: the scope and the metric's name.
+pub fn parse_scope(key: &str) -> Result<(Scope, &str), String> {
     let Some((scope, metric)) = key.rsplit_once('/') else {
         return Ok((Scope::All, key));
     };
@@ -155,7 +169,8 @@ fn parse_scope(key: &str) -> Result<(Scope, &str), String> {
     Ok((scope, metric))
 }
 
-fn parse_op(expr: &str) -> Result<(Op, &str), String> {
+/// The comparison operator at the start of `expr`, and what follows it.
+pub fn parse_op(expr: &str) -> Result<(Op, &str), String> {
     // Two-character operators first, so `<=` is not read as `<`.
     for (text, op) in [
         ("<=", Op::Le),

@@ -118,6 +118,7 @@ pub fn summary(agg: &Aggregator, facts: RunFacts) -> Summary {
         failures,
     };
     summary.cost = (facts.scenario.file.cost.as_ref()).map(|c| outcome::cost_of(c, &summary));
+    outcome::confidence::attach(&mut summary);
     summary
 }
 

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use super::View;
 use super::snapshot::{Row, Snapshot};
 use crate::outcome::Summary;
+use crate::outcome::batch::Interval;
+use crate::outcome::confidence::ci_text;
 
 pub struct Headless<W: Write + Send> {
     out: W,
@@ -21,6 +23,18 @@ impl<W: Write + Send> Headless<W> {
             last: None,
         }
     }
+}
+
+/// " [95% CI 0.97–1.03, no significant difference]", or nothing without an interval.
+fn bracket(ci: Option<&Interval>) -> String {
+    ci.map_or(String::new(), |i| {
+        let judged = if i.covers(1.0) {
+            "no significant difference"
+        } else {
+            "significant"
+        };
+        format!(" [{}, {judged}]", ci_text(i))
+    })
 }
 
 fn hms(d: Duration) -> String {
@@ -143,11 +157,19 @@ impl<W: Write + Send> View for Headless<W> {
         }
         if let Some(c) = &summary.comparison {
             for (arch, ratio) in c.by_arch.iter().filter(|(a, _)| **a != c.baseline) {
+                let ci = ratio.ci.clone().unwrap_or_default();
                 let _ = writeln!(
                     self.out,
-                    "  {arch} vs {}: throughput x{:.3}, p99 x{:.3}",
-                    c.baseline, ratio.rps_ratio, ratio.p99_ratio
+                    "  {arch} vs {}: throughput x{:.3}{}, p99 x{:.3}{}",
+                    c.baseline,
+                    ratio.rps_ratio,
+                    bracket(ci.rps_ratio.as_ref()),
+                    ratio.p99_ratio,
+                    bracket(ci.p99_ratio.as_ref())
                 );
+            }
+            if let Some(note) = c.window.as_ref().and_then(|w| w.note.as_ref()) {
+                let _ = writeln!(self.out, "  {note}");
             }
         }
         if summary.dropped > 0 {

@@ -17,7 +17,7 @@ use crate::outcome::{Results, Summary};
 use capacity::{capacity_section, cost_section};
 use over_time::{distribution, over_time};
 use phases::{failures_section, phases_section};
-use sections::{thresholds_section, workers_section};
+use sections::{comparison_section, thresholds_section, workers_section};
 
 /// Every chart the report can hold, by element id.
 pub const CHARTS: [&str; 6] = [
@@ -134,6 +134,7 @@ pub fn render(s: &Summary) -> Result<String, ReportError> {
     results_table(&mut h, "Per target (declared arch)", &targets);
     phases_section(&mut h, s);
     failures_section(&mut h, s);
+    comparison_section(&mut h, s);
     if let Some(c) = &s.capacity {
         capacity_section(&mut h, c, &arches)?;
     }

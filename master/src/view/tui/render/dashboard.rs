@@ -1,6 +1,7 @@
 //! The dashboard: the comparison table per arch and target, the charts over time and the
 //! events list.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ratatui::Frame;
@@ -17,13 +18,17 @@ use super::super::state::UiState;
 use super::format::{arch_style, arch_styles, clock, compact, ms_short, nice_ceiling, percent};
 use super::{ROOMY, WIDE};
 use crate::outcome::ArchPoint;
+use crate::outcome::batch::Interval;
+use crate::outcome::confidence::{self, RatioIntervals};
 
 pub(super) fn draw_dashboard(frame: &mut Frame, area: Rect, state: &UiState, snap: &Snapshot) {
-    let table_rows = snap.by_arch.len() + snap.by_target.len() + snap.ratios.len() + 1;
+    let intervals = live_intervals(state, snap);
+    let table_rows =
+        snap.by_arch.len() + snap.by_target.len() + snap.ratios.len() + intervals.len() + 1;
     let table_height = (table_rows as u16 + 2).min(area.height);
     let [table, charts] =
         Layout::vertical([Constraint::Length(table_height), Constraint::Min(0)]).areas(area);
-    draw_table(frame, table, snap);
+    draw_table(frame, table, snap, &intervals);
     if charts.height < 5 {
         return;
     }
@@ -68,7 +73,37 @@ pub(super) const TABLE_HEADERS: [&str; 12] = [
     "", "req/s", "total", "2xx", "5xx", "5xx%", "err", "p50", "p95", "p99", "max", "load",
 ];
 
-fn draw_table(frame: &mut Frame, area: Rect, snap: &Snapshot) {
+/// Each ratio's 95% interval from the series so far (batch means, as the summary will have
+/// them); none until the run has enough steady intervals.
+fn live_intervals(state: &UiState, snap: &Snapshot) -> BTreeMap<String, RatioIntervals> {
+    let Some(baseline) = snap.ratios.first().map(|r| r.baseline.as_str()) else {
+        return BTreeMap::new();
+    };
+    let mut arches: Vec<&str> = snap.ratios.iter().map(|r| r.arch.as_str()).collect();
+    arches.push(baseline);
+    let interval_s = match state.series.as_slice() {
+        [a, b, ..] => b.t - a.t,
+        _ => 1.0,
+    };
+    let Ok(b) = confidence::batches_of(&state.series, interval_s, &arches, &[]) else {
+        return BTreeMap::new();
+    };
+    let Some(base) = b.by_arch.get(baseline) else {
+        return BTreeMap::new();
+    };
+    b.by_arch
+        .iter()
+        .filter(|(arch, _)| *arch != baseline)
+        .map(|(arch, figures)| (arch.clone(), confidence::ratio_intervals(figures, base)))
+        .collect()
+}
+
+fn draw_table(
+    frame: &mut Frame,
+    area: Rect,
+    snap: &Snapshot,
+    intervals: &BTreeMap<String, RatioIntervals>,
+) {
     let wide = area.width >= WIDE;
     // Narrow: every column at its least, so 80 columns hold them all. Wide: spread out.
     let widths = if wide {
@@ -100,6 +135,9 @@ fn draw_table(frame: &mut Frame, area: Rect, snap: &Snapshot) {
     rows.push(figures_row(Span::raw("all").italic(), &snap.totals, wide).style(Style::new().dim()));
     for ratio in &snap.ratios {
         rows.push(ratio_row(ratio, wide));
+        if let Some(ci) = intervals.get(&ratio.arch) {
+            rows.push(interval_row(ci));
+        }
     }
     let title = Line::from(vec![
         " per arch and target ".bold(),
@@ -169,6 +207,21 @@ fn ratio_row<'a>(r: &snapshot::Ratio, wide: bool) -> Row<'a> {
     cells.extend((0..7).map(|_| Cell::from("")));
     cells.push(right(times(r.p99)));
     Row::new(cells).style(Style::new().yellow())
+}
+
+/// `  95% ±   ±0.03 ...   ≈±0.10` under a ratio row: each ratio's 95% interval as its
+/// half-width, `≈` in front when the interval covers 1 (no significant difference).
+fn interval_row<'a>(ci: &RatioIntervals) -> Row<'a> {
+    let half = |i: Option<&Interval>| {
+        i.map_or("-".to_owned(), |i| {
+            let mark = if i.covers(1.0) { "≈" } else { "" };
+            format!("{mark}±{:.2}", (i.hi - i.lo) / 2.0)
+        })
+    };
+    let mut cells = vec![Cell::from("  95% ±"), right(half(ci.rps_ratio.as_ref()))];
+    cells.extend((0..7).map(|_| Cell::from("")));
+    cells.push(right(half(ci.p99_ratio.as_ref())));
+    Row::new(cells).style(Style::new().yellow().dim())
 }
 
 pub(super) fn right<'a>(text: String) -> Cell<'a> {

@@ -400,3 +400,17 @@ fn the_phases_view_shows_p99_per_arch_their_ratio_and_failures() {
     let text = render(&state, &snapshot(), 120, 30).join("\n");
     assert!(text.contains("no phases yet"), "{text}");
 }
+
+#[test]
+fn ratios_carry_their_interval_once_the_series_is_long_enough() {
+    let mut snap = snapshot();
+    let screen = render(&UiState::default(), &snap, 80, 24);
+    let text = screen.join("\n");
+    // The fixture's series is constant: zero-width intervals (and ×1.20 is no 1).
+    let row = line_starting(&screen, "95%");
+    assert_eq!(words(row), ["95%", "±", "±0.00", "±0.00"], "{text}");
+    // Too short a series: no interval row at all.
+    snap.new_points.truncate(5);
+    let screen = render(&UiState::default(), &snap, 80, 24);
+    assert!(!screen.join("\n").contains("95% ±"));
+}
