@@ -12,85 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
-use stampede_workload_server::{Server, ServerConfig};
-
+use common::workload::{Workload, answered};
 use common::{read_summary, run_master};
+use serde_json::Value;
 
 /// Requests waiting for a slot that each server accepts; one more user is refused with 503.
 const QUEUE: usize = 2;
 /// Matrix side: tens of milliseconds of CPU per request in a debug build, so that the compute
 /// slots, not HTTP or the load generator, are what limits each server.
 const DIM: usize = 96;
-
-/// A workload server on its own thread and runtime, stopped when dropped.
-struct Workload {
-    addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Workload {
-    fn start(arch: &str, max_inflight: usize) -> Workload {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let config = ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            matrix_dim: DIM,
-            arch_label: arch.to_owned(),
-            served_by: format!("test-{arch}"),
-            max_inflight,
-            // Room for two waiting, so a slot never idles while its answer travels.
-            max_queue: QUEUE,
-            deadline: Duration::from_secs(30),
-            ..ServerConfig::default()
-        };
-        std::thread::spawn(move || {
-            // Two threads for HTTP on both, so that answering is never what limits a server
-            // (the multiplies run on the blocking pool).
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = Server::bind(config).await.unwrap();
-                addr_tx.send(server.local_addr()).unwrap();
-                let _ = server
-                    .serve(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await;
-            });
-        });
-        Workload {
-            addr: addr_rx.recv().unwrap(),
-            _stop: stop_tx,
-        }
-    }
-
-    /// The server's own count of answers with `status` on `route`, from its /metrics.
-    fn answered(&self, route: &str, status: u16) -> u64 {
-        answered(self.addr, route, status)
-    }
-}
-
-/// A server's own count of answers with `status` on `route`, from its /metrics.
-fn answered(addr: SocketAddr, route: &str, status: u16) -> u64 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let want = format!("route=\"{route}\",status=\"{status}\"");
-    text.lines()
-        .filter(|l| l.starts_with("stampede_workload_requests_total") && l.contains(&want))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
 
 /// What the one capacity run left behind.
 struct Run {
@@ -226,8 +156,8 @@ fn run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
         // Twice the slots: twice the capacity, with the same queue in front.
-        let arm = Workload::start("arm64", 2);
-        let amd = Workload::start("amd64", 1);
+        let arm = Workload::start("arm64", 2, QUEUE, DIM);
+        let amd = Workload::start("amd64", 1, QUEUE, DIM);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("capacity.toml");
         std::fs::write(&file, scenario(arm.addr, amd.addr)).unwrap();
